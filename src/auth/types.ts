@@ -1,0 +1,39 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Who is calling, as established by the ProviderChain. Never carries the credential itself. */
+export interface Identity {
+  subject: string;
+  roles: string[];
+  clientId?: string;
+  scopes?: string[];
+  /** Name of the provider that accepted the credential. */
+  via: string;
+}
+
+/** What a provider may look at. `bearer` is the token from `Authorization: Bearer`, if any. */
+export interface AuthRequest {
+  headers: IncomingHttpHeaders;
+  /** Normalised TCP peer address (IPv4-mapped IPv6 already unwrapped). */
+  peerAddress: string;
+  bearer?: string;
+}
+
+/**
+ * A link in the ProviderChain. `recognizes` is cheap and side-effect free: it says whether the
+ * request carries a credential of this provider's kind. `authenticate` is only called when it does,
+ * and either returns an identity or throws `InvalidCredentialError`; the chain then stops (a
+ * recognised but rejected credential is never retried against weaker providers).
+ */
+export interface AuthProvider {
+  readonly name: string;
+  recognizes(request: AuthRequest): boolean;
+  authenticate(request: AuthRequest): Promise<Identity> | Identity;
+}
+
+/** Thrown by a provider that recognised a credential and rejected it. `reason` goes to the audit log only. */
+export class InvalidCredentialError extends Error {
+  constructor(readonly provider: string, readonly reason: string) {
+    super(`${provider}: ${reason}`);
+    this.name = 'InvalidCredentialError';
+  }
+}

@@ -1,0 +1,11 @@
+import { randomBytes, createHash } from 'node:crypto';
+
+/** A URL-safe random identifier or secret with `bytes` bytes of entropy. */
+export function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** The at-rest form of a token or code: SHA-256, base64url. */
+export function hashToken(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('base64url');
+}

@@ -1,0 +1,47 @@
+import { pino, levels, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/** Paths that must never reach a log line, whatever the caller passes. */
+const REDACT = [
+  'authorization', 'headers.authorization', 'req.headers.authorization', '*.authorization',
+  'token', '*.token', 'access_token', 'refresh_token', 'code', 'client_secret', 'secret', '*.secret',
+  'arguments', '*.arguments', 'env', '*.env',
+];
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  format?: 'json' | 'pretty';
+  destination?: NodeJS.WritableStream;
+}
+
+/**
+ * Structured logger (pino, JSON lines on stderr by default). `pretty` only shortens the line
+ * layout without an extra dependency: the same fields, human-readable.
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? process.stderr;
+  const base = {
+    level: options.level ?? 'info',
+    redact: { paths: REDACT, censor: '[redacted]' },
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (options.format === 'pretty') {
+    return pino(base, {
+      write(line: string) {
+        try {
+          const { time, level, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
+          const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
+          destination.write(`${String(time).slice(11, 19)} ${levels.labels[level as number] ?? level} ${msg ?? ''}${extra}\n`);
+        } catch {
+          destination.write(line);
+        }
+      },
+    });
+  }
+  return pino(base, destination as never);
+}
+
+/** A logger that drops everything (tests, library use). */
+export const silentLogger: Logger = pino({ level: 'silent' });
