@@ -1,0 +1,71 @@
+import { constantTimeEqual } from '../../crypto/compare.js';
+import type { BearerProviderConfig, BearerTokenGrant } from '../../config/types.js';
+import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
+
+/**
+ * Static bearer tokens from `serverAuth.bearer.tokens` (token → subject + roles).
+ *
+ * Which requests are ours (`recognizes`): a bearer token that is one of the configured tokens, or
+ * that is NOT shaped like a compact JWT. JWT-shaped tokens that are not configured fall through to
+ * the JWT providers (`oauth_as`, `jwks`) later in the chain; any other unknown token is claimed
+ * here and rejected, so it gets a 401 `invalid_token` instead of wandering down the chain.
+ *
+ * Every presented token is compared with `constantTimeEqual` against EVERY configured token, with
+ * no early exit and no lookup keyed by the token value, so response time says nothing about which
+ * token (or which prefix) came close.
+ */
+export function createBearerProvider(config: BearerProviderConfig): AuthProvider {
+  const grants: ReadonlyArray<readonly [string, BearerTokenGrant]> = Object.entries(config.tokens);
+  for (const [token, grant] of grants) {
+    if (token === '') throw new Error('serverAuth.bearer.tokens: an empty token is not allowed');
+    if (!grant || typeof grant.subject !== 'string' || grant.subject === '') {
+      throw new Error('serverAuth.bearer.tokens: every token needs a non-empty "subject"');
+    }
+  }
+
+  /** Scans all configured tokens; the loop always runs to the end. */
+  function lookup(presented: string): BearerTokenGrant | undefined {
+    let found: BearerTokenGrant | undefined;
+    for (const [token, grant] of grants) {
+      if (constantTimeEqual(presented, token) && found === undefined) found = grant;
+    }
+    return found;
+  }
+
+  return {
+    name: 'bearer',
+    recognizes(request: AuthRequest): boolean {
+      const token = request.bearer;
+      if (!token) return false;
+      if (!looksLikeJwt(token)) return true;
+      return lookup(token) !== undefined;
+    },
+    authenticate(request: AuthRequest): Identity {
+      const grant = request.bearer ? lookup(request.bearer) : undefined;
+      if (!grant) throw new InvalidCredentialError('bearer', 'unknown static token');
+      return { subject: grant.subject, roles: [...(grant.roles ?? [])], via: 'bearer' };
+    },
+  };
+}
+
+const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * True for a compact JWS/JWT: three base64url segments (the signature may be empty, as in an
+ * unsecured `alg: none` token, which a JWT provider will then refuse) whose first segment decodes
+ * to a JSON object with a string `alg`. Only the shape is checked; nothing is verified here.
+ */
+export function looksLikeJwt(token: string): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3) return false;
+  const [header, payload, signature] = parts as [string, string, string];
+  if (!BASE64URL_SEGMENT.test(header) || !BASE64URL_SEGMENT.test(payload)) return false;
+  if (signature !== '' && !BASE64URL_SEGMENT.test(signature)) return false;
+  try {
+    const decoded: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+    return typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded)
+      && typeof (decoded as { alg?: unknown }).alg === 'string';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,95 @@
+import t from 'tap';
+import { constantTimeEqual } from '../../src/crypto/compare.js';
+import { createBearerProvider, looksLikeJwt } from '../../src/auth/providers/bearer.js';
+import { InvalidCredentialError, type AuthRequest } from '../../src/auth/types.js';
+
+const config = {
+  tokens: {
+    'ci-token-aaaaaaaaaaaa': { subject: 'ci', roles: ['admin', 'ci'] },
+    'ops-token-bbbbbbbbbbb': { subject: 'ops', roles: ['ops'] },
+    'bot-token-ccccccccccc': { subject: 'bot', roles: [] },
+  },
+};
+const req = (bearer?: string): AuthRequest => ({ headers: {}, peerAddress: '127.0.0.1', bearer });
+const jwtShaped = (header: unknown) => `${Buffer.from(JSON.stringify(header)).toString('base64url')}.eyJzdWIiOiJ4In0.c2ln`;
+
+t.test('maps each configured token to its subject and roles', async (t) => {
+  const provider = createBearerProvider(config);
+  t.equal(provider.name, 'bearer');
+  t.same(await provider.authenticate(req('ci-token-aaaaaaaaaaaa')), { subject: 'ci', roles: ['admin', 'ci'], via: 'bearer' });
+  t.same(await provider.authenticate(req('ops-token-bbbbbbbbbbb')), { subject: 'ops', roles: ['ops'], via: 'bearer' });
+  t.same(await provider.authenticate(req('bot-token-ccccccccccc')), { subject: 'bot', roles: [], via: 'bearer' });
+});
+
+t.test('returned roles are a copy, not the config array', async (t) => {
+  const provider = createBearerProvider(config);
+  const identity = await provider.authenticate(req('ci-token-aaaaaaaaaaaa'));
+  identity.roles.push('root');
+  t.same(config.tokens['ci-token-aaaaaaaaaaaa'].roles, ['admin', 'ci']);
+});
+
+t.test('unknown, prefix and extended tokens are rejected', async (t) => {
+  const provider = createBearerProvider(config);
+  for (const token of ['nope', 'ci-token-aaaaaaaaaaa', 'ci-token-aaaaaaaaaaaaX', 'CI-TOKEN-AAAAAAAAAAAA']) {
+    t.ok(provider.recognizes(req(token)), `${token} is claimed (opaque)`);
+    await t.rejects(async () => provider.authenticate(req(token)), InvalidCredentialError);
+  }
+  await t.rejects(async () => provider.authenticate(req(undefined)), InvalidCredentialError);
+});
+
+t.test('recognizes: opaque tokens and configured tokens, not foreign JWTs', async (t) => {
+  const jwtToken = jwtShaped({ alg: 'HS256', typ: 'at+jwt' });
+  const provider = createBearerProvider({ tokens: { ...config.tokens, [jwtToken.replace('eyJzdWIiOiJ4In0', 'eyJzdWIiOiJ5In0')]: { subject: 'jwt-shaped-static', roles: [] } } });
+  t.notOk(provider.recognizes(req(undefined)), 'no token');
+  t.ok(provider.recognizes(req('anything-opaque')));
+  t.notOk(provider.recognizes(req(jwtToken)), 'unknown JWT-shaped token falls through');
+  const configuredJwtShaped = jwtToken.replace('eyJzdWIiOiJ4In0', 'eyJzdWIiOiJ5In0');
+  t.ok(provider.recognizes(req(configuredJwtShaped)), 'a configured token wins even when JWT-shaped');
+  t.equal((await provider.authenticate(req(configuredJwtShaped))).subject, 'jwt-shaped-static');
+});
+
+t.test('looksLikeJwt', async (t) => {
+  t.ok(looksLikeJwt(jwtShaped({ alg: 'RS256' })));
+  t.ok(looksLikeJwt(jwtShaped({ alg: 'none' }).replace(/c2ln$/, '')), 'unsecured JWT (empty signature) still goes to the JWT providers');
+  t.notOk(looksLikeJwt(jwtShaped({ typ: 'JWT' })), 'header without alg');
+  t.notOk(looksLikeJwt(jwtShaped(['alg'])), 'header is an array');
+  t.notOk(looksLikeJwt(jwtShaped('alg')), 'header is a string');
+  t.notOk(looksLikeJwt('a.b.c'), 'header does not decode to JSON');
+  t.notOk(looksLikeJwt('abc'));
+  t.notOk(looksLikeJwt(`${jwtShaped({ alg: 'HS256' })}.extra`), 'five-segment JWE-like / four segments');
+  t.notOk(looksLikeJwt(jwtShaped({ alg: 'HS256' }).replace('.eyJ', '.e+J')), 'non-base64url payload');
+});
+
+t.test('construction refuses empty tokens and subjects', async (t) => {
+  t.throws(() => createBearerProvider({ tokens: { '': { subject: 'x', roles: [] } } }), /empty token/);
+  t.throws(() => createBearerProvider({ tokens: { abc: { subject: '', roles: [] } } }), /subject/);
+  t.doesNotThrow(() => createBearerProvider({ tokens: {} }));
+});
+
+t.test('every configured token goes through constantTimeEqual, with no early exit', async (t) => {
+  const seen: string[] = [];
+  const { createBearerProvider: create } = await t.mockImport<typeof import('../../src/auth/providers/bearer.js')>(
+    '../../src/auth/providers/bearer.js',
+    {
+      '../../src/crypto/compare.js': {
+        constantTimeEqual: (a: string, b: string) => {
+          seen.push(b);
+          return constantTimeEqual(a, b);
+        },
+      },
+    },
+  );
+  const provider = create(config);
+  const all = Object.keys(config.tokens).sort();
+
+  await provider.authenticate(req('ci-token-aaaaaaaaaaaa'));
+  t.same([...seen].sort(), all, 'first token matched, the rest are still compared');
+  seen.length = 0;
+
+  provider.recognizes(req(jwtShaped({ alg: 'HS256' })));
+  t.same([...seen].sort(), all, 'JWT-shaped tokens are checked against every configured token');
+  seen.length = 0;
+
+  await t.rejects(async () => provider.authenticate(req('unknown')));
+  t.same([...seen].sort(), all, 'an unknown token is compared against every configured token');
+});
