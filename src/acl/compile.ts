@@ -6,12 +6,17 @@ import type { AclConfig, AclPolicy, AclRuleConfig, ToolFilterConfig } from '../c
  * (STYLE.md habit 2). The only module that imports picomatch. Decisions are made in `decide.ts`.
  *
  * Glob semantics, the same for every list (subjects, tools, resources, prompts, backend filters):
- * - `*` matches any run of characters INCLUDING `/` (picomatch `bash: true`). Tool and prompt
- *   names never contain `/`, but resource URIs do (`demo://resource/static/document/1`), and a
- *   subject may (`system:serviceaccount:ns/name`). With path semantics `x__file:///tmp/*` would not
- *   cover `x__file:///tmp/a/b`, and a deny rule written as `danger__*` would silently miss a
- *   backend name containing `/`. URIs are matched as strings: no `..` normalisation.
- * - `?` matches one character other than `/`; `{a,b}`, `[abc]` and extglobs work as in picomatch.
+ * - `/` is an ordinary character: `*` matches any run of characters INCLUDING `/`, and `?` any one
+ *   character. Tool and prompt names never contain `/`, but resource URIs do
+ *   (`demo://resource/static/document/1`) and subjects may (`system:serviceaccount:ns/name`).
+ *   picomatch's path semantics would make `x__file:///tmp/*` miss `x__file:///tmp/a/b` and, worse,
+ *   even its `bash` mode refuses to let `*` cross a `..` or `.` segment, so a deny rule `fs__*`
+ *   would NOT match `fs__file:///a/../b` (fail open). So every `/` is swapped for a private-use
+ *   character (U+E000) in the pattern at compile time and in the value at match time, leaving
+ *   picomatch nothing path-like to treat specially. `**` is then the same as `*`. URIs are matched
+ *   as plain strings: no `..` normalisation. (A value containing U+E000 itself matches as if that
+ *   character were `/`, which no glob can exploit beyond what `*` already allows.)
+ * - `{a,b}`, `[abc]`, extglobs `@(a|b)` and `\` escapes work as in picomatch.
  * - `dot: true`: a leading `.` is not special (these are names, not file paths).
  * - Case-sensitive (`nocase: false`): MCP names and OAuth subjects are case-sensitive.
  * - `nonegate: true`, and a pattern starting with `!` is refused: inside an any-of list
@@ -20,13 +25,16 @@ import type { AclConfig, AclPolicy, AclRuleConfig, ToolFilterConfig } from '../c
  * - `windows: false`: never treat `\` as a path separator, whatever the host OS.
  */
 const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({
-  bash: true,
   dot: true,
   nocase: false,
   nonegate: true,
   strictBrackets: true,
   windows: false,
 });
+
+/** Stands in for `/` on both sides of a match (see above). */
+const SLASH = '\uE000';
+const flatten = (value: string): string => (value.includes('/') ? value.replaceAll('/', SLASH) : value);
 
 /** What an ACL entry can be about. Resource templates count as `resource`. */
 export type ItemKind = 'tool' | 'resource' | 'prompt';
@@ -74,13 +82,19 @@ export function compileGlobs(globs: readonly string[], where: string): Matcher {
       throw new Error(`${where}[${i}]: "${glob}": negated globs are not supported; put a "deny" rule before this one instead`);
     }
     try {
-      return picomatch(glob, GLOB_OPTIONS);
+      return picomatch(flatten(glob), GLOB_OPTIONS);
     } catch (err) {
       throw new Error(`${where}[${i}]: "${glob}" is not a valid glob: ${err instanceof Error ? err.message : String(err)}`);
     }
   });
-  if (matchers.length === 1) return matchers[0] as Matcher;
-  return (value) => matchers.some((m) => m(value));
+  if (matchers.length === 1) {
+    const only = matchers[0] as Matcher;
+    return (value) => only(flatten(value));
+  }
+  return (value) => {
+    const flat = flatten(value);
+    return matchers.some((m) => m(flat));
+  };
 }
 
 function compileRule(rule: AclRuleConfig, index: number): CompiledRule {
