@@ -1,0 +1,201 @@
+import type { GatewayConfig } from './config/types.js';
+import { AccessPolicy } from './acl/decide.js';
+import { ProviderChain } from './auth/chain.js';
+import { createProviders, challengeFor } from './auth/index.js';
+import { Backend } from './backends/backend.js';
+import { closeDispatchers } from './backends/dispatcher.js';
+import { HttpFront } from './http/server.js';
+import { compileOriginPolicy } from './http/origin.js';
+import { createLogger, type Logger } from './log.js';
+import { Catalogue } from './mcp/catalogue.js';
+import { McpFront } from './mcp/front.js';
+import { Notifier } from './mcp/notifier.js';
+import { Router } from './mcp/router.js';
+import { SessionRegistry } from './mcp/session.js';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  host?: string;
+  port?: number;
+  logger?: Logger;
+}
+
+/** Everything derived from one config document that a reload swaps as a whole. */
+interface Derived {
+  config: GatewayConfig;
+  policy: AccessPolicy;
+  chain: ProviderChain;
+  originPolicy: ReturnType<typeof compileOriginPolicy>;
+}
+
+/**
+ * The composition root: the only module that builds implementations and wires config → auth →
+ * ACL → router → backends → HTTP. Everything else receives its collaborators.
+ */
+export class Gateway {
+  readonly logger: Logger;
+  readonly audit: Logger;
+  private derived: Derived;
+  private backends: Backend[] = [];
+  private readonly catalogue: Catalogue;
+  private readonly sessions: SessionRegistry;
+  private readonly notifier: Notifier;
+  private readonly http: HttpFront;
+  private reportedProblems = new Set<string>();
+  private address?: { host: string; port: number };
+  private closing?: Promise<void>;
+
+  private constructor(config: GatewayConfig, private readonly bindHost: string, logger: Logger) {
+    this.logger = logger;
+    this.audit = logger.child({ audit: true });
+    this.derived = this.derive(config);
+    this.catalogue = new Catalogue(config.aggregation.nameMaxLength);
+    this.sessions = new SessionRegistry(config.http.sessionIdleTimeoutSeconds * 1000);
+    this.notifier = new Notifier(this.catalogue, this.sessions, () => this.backends);
+    const router = new Router({
+      catalogue: this.catalogue,
+      policy: () => this.derived.policy,
+      backends: () => this.backends,
+      startupWaitMs: () => this.derived.config.aggregation.startupWaitMs,
+      logger,
+      audit: this.audit,
+    });
+    const front = new McpFront({ router, sessions: this.sessions, logger, bodyLimit: () => this.derived.config.http.mcpBodyLimitBytes });
+    this.http = new HttpFront({
+      authenticate: async (request) => {
+        const outcome = await this.derived.chain.authenticate(request);
+        this.audit.info(outcome.ok
+          ? { event: 'auth', decision: 'allow', via: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
+          : { event: 'auth', decision: 'deny', provider: outcome.provider, reason: outcome.reason }, 'authentication');
+        return outcome;
+      },
+      mcp: (req, res, identity) => front.handle(req, res, identity),
+      originPolicy: () => this.derived.originPolicy,
+      readiness: () => this.readiness(),
+    }, logger);
+  }
+
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const host = options.host ?? '127.0.0.1';
+    const gateway = new Gateway(options.config, host, options.logger ?? createLogger());
+    gateway.sessions.start();
+    gateway.setBackends(options.config.backends.map((c) => gateway.createBackend(c)));
+    gateway.address = await gateway.http.listen(options.port ?? 8080, host);
+    return gateway;
+  }
+
+  /** Base URL the gateway listens on, e.g. `http://127.0.0.1:8080`. */
+  get url(): string {
+    const { host, port } = this.address ?? { host: this.bindHost, port: 0 };
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  get config(): GatewayConfig {
+    return this.derived.config;
+  }
+
+  private derive(config: GatewayConfig): Derived {
+    const providers = createProviders(config.serverAuth, {});
+    return {
+      config,
+      policy: new AccessPolicy(config.acl),
+      chain: new ProviderChain(providers, challengeFor(config.serverAuth)),
+      originPolicy: compileOriginPolicy({
+        bindHost: this.bindHost,
+        allowedHosts: config.http.allowedHosts,
+        allowedOrigins: config.http.allowedOrigins,
+        publicUrl: config.serverAuth.oauthAs?.issuerUrl,
+      }),
+    };
+  }
+
+  private createBackend(config: GatewayConfig['backends'][number]): Backend {
+    return new Backend(config, this.logger, {
+      onListsChanged: () => this.listsChanged(),
+      onNotification: (backend, notification) => this.notifier.fromBackend(backend, notification),
+      onStateChange: (backend, state) => this.logger.debug({ backend: backend.name, state }, 'backend state'),
+    });
+  }
+
+  private setBackends(backends: Backend[]): void {
+    this.backends = backends;
+    this.catalogue.setBackends(backends);
+    this.listsChanged();
+    for (const backend of backends) backend.start();
+  }
+
+  private listsChanged(): void {
+    this.notifier.listsChanged();
+    for (const problem of this.catalogue.problems) {
+      const key = `${problem.backend}\0${problem.name}\0${problem.kind}`;
+      if (this.reportedProblems.has(key)) continue;
+      this.reportedProblems.add(key);
+      this.logger.warn({ backend: problem.backend, name: problem.name }, problem.message);
+    }
+  }
+
+  private readiness(): { ready: boolean; detail: Record<string, unknown> } {
+    const backends: Record<string, string> = {};
+    let starting = false;
+    for (const backend of this.backends) {
+      backends[backend.name] = backend.state;
+      if (backend.state === 'starting') starting = true;
+    }
+    return { ready: !starting, detail: { backends } };
+  }
+
+  /** Backend states, for tests and the admin surface. */
+  backendStates(): Record<string, string> {
+    return Object.fromEntries(this.backends.map((b) => [b.name, b.state]));
+  }
+
+  /** Waits until no backend is still on its first connection attempt. */
+  async ready(): Promise<void> {
+    await Promise.all(this.backends.map((b) => b.firstAttempt));
+  }
+
+  /**
+   * Swaps in a new, already validated config: ACL, providers, limits and the Origin policy at
+   * once; backends whose settings changed are restarted, removed ones stopped, new ones started.
+   */
+  async reload(config: GatewayConfig): Promise<void> {
+    const derived = this.derive(config);
+    const previous = new Map(this.backends.map((b) => [b.name, b]));
+    const next: Backend[] = [];
+    const stopping: Backend[] = [];
+    const created: Backend[] = [];
+    for (const backendConfig of config.backends) {
+      const existing = previous.get(backendConfig.name);
+      previous.delete(backendConfig.name);
+      if (existing && JSON.stringify(existing.config) === JSON.stringify(backendConfig)) next.push(existing);
+      else {
+        if (existing) stopping.push(existing);
+        const backend = this.createBackend(backendConfig);
+        created.push(backend);
+        next.push(backend);
+      }
+    }
+    stopping.push(...previous.values());
+    this.derived = derived;
+    this.sessions.setIdleTimeout(config.http.sessionIdleTimeoutSeconds * 1000);
+    this.catalogue.setBackends(next);
+    this.backends = next;
+    await Promise.all(stopping.map((b) => b.stop()));
+    this.listsChanged();
+    for (const backend of created) backend.start();
+    this.logger.info({ backends: next.map((b) => b.name), restarted: stopping.map((b) => b.name) }, 'configuration reloaded');
+  }
+
+  /** Drains in-flight requests, ends sessions and stops backends. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // GET streams never finish on their own: end them so draining waits only for real requests.
+      this.sessions.endStreams();
+      await this.http.drain(this.derived.config.http.shutdownGraceSeconds * 1000);
+      this.sessions.closeAll();
+      await Promise.all(this.backends.map((b) => b.stop()));
+      await closeDispatchers();
+    })();
+    return this.closing;
+  }
+}

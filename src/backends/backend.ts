@@ -1,0 +1,261 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  ResultSchema,
+  McpError,
+  ErrorCode,
+  type Notification,
+  type Tool,
+  type Resource,
+  type ResourceTemplate,
+  type Prompt,
+  type ServerCapabilities,
+  type Progress,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { BackendConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { transportCandidates } from './transports.js';
+
+export type BackendState = 'starting' | 'ready' | 'down' | 'disabled' | 'stopped';
+export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
+
+export interface BackendLists {
+  tools: Tool[];
+  resources: Resource[];
+  resourceTemplates: ResourceTemplate[];
+  prompts: Prompt[];
+}
+
+export interface BackendHooks {
+  /** The backend's lists changed (after connect, a `list_changed`, or a restart). */
+  onListsChanged(backend: Backend): void;
+  /** Any notification other than progress and list changes (logging, resources/updated...). */
+  onNotification(backend: Backend, notification: Notification): void;
+  onStateChange?(backend: Backend, state: BackendState): void;
+}
+
+export interface BackendRequestOptions {
+  signal?: AbortSignal;
+  onprogress?: (progress: Progress) => void;
+}
+
+const GATEWAY_INFO = { name: 'gatehouse', version: '0.1.0' };
+const MAX_RESTART_DELAY_MS = 30_000;
+const MAX_PAGES = 100;
+
+/**
+ * One backend MCP server behind the gateway: an SDK `Client` over stdio, Streamable HTTP or SSE,
+ * connected in the background, restarted with exponential backoff when it dies, and holding the
+ * last lists it reported (kept while it restarts, so a crash does not churn clients' catalogues;
+ * calls fail fast instead).
+ */
+export class Backend {
+  readonly name: string;
+  state: BackendState = 'starting';
+  lists: BackendLists = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
+  capabilities: ServerCapabilities = {};
+  lastError?: string;
+  /** Resolves once the first connection attempt has finished (successfully or not). */
+  readonly firstAttempt: Promise<void>;
+
+  private client?: Client;
+  private restartTimer?: NodeJS.Timeout;
+  private restartAttempt = 0;
+  private resolveFirstAttempt!: () => void;
+  private refreshing = new Map<ListKind, Promise<void>>();
+  private generation = 0;
+
+  constructor(
+    readonly config: BackendConfig,
+    private readonly logger: Logger,
+    private readonly hooks: BackendHooks,
+  ) {
+    this.name = config.name;
+    this.firstAttempt = new Promise((resolve) => (this.resolveFirstAttempt = resolve));
+    if (!config.enabled) {
+      this.state = 'disabled';
+      this.resolveFirstAttempt();
+    }
+  }
+
+  get timeoutMs(): number {
+    return this.config.timeoutSeconds * 1000;
+  }
+
+  /** Starts connecting in the background; never throws. */
+  start(): void {
+    if (this.state === 'disabled' || this.state === 'stopped') return;
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    this.setState(this.state === 'ready' ? 'ready' : 'starting');
+    let client: Client | undefined;
+    try {
+      let describe = '';
+      let firstError: unknown;
+      for (const candidate of transportCandidates(this.config, this.logger)) {
+        const attempt = new Client(GATEWAY_INFO, { capabilities: {} });
+        attempt.fallbackNotificationHandler = async (notification) => this.handleNotification(notification);
+        try {
+          await attempt.connect(candidate.make(), { timeout: this.timeoutMs });
+          client = attempt;
+          describe = candidate.describe;
+          break;
+        } catch (error) {
+          firstError ??= error;
+          await attempt.close().catch(() => {});
+        }
+      }
+      if (!client) throw firstError;
+      if (generation !== this.generation || this.state === 'stopped') {
+        await client.close().catch(() => {});
+        return;
+      }
+      client.onclose = () => this.handleClose(client!, generation);
+      client.onerror = (error) => this.logger.debug({ backend: this.name, err: error.message }, 'backend transport error');
+      this.client = client;
+      this.capabilities = client.getServerCapabilities() ?? {};
+      await this.refreshAll();
+      this.restartAttempt = 0;
+      this.lastError = undefined;
+      this.setState('ready');
+      this.logger.info({ backend: this.name, transport: describe, tools: this.lists.tools.length }, 'backend ready');
+    } catch (error) {
+      await client?.close().catch(() => {});
+      if (this.client === client) this.client = undefined;
+      this.lastError = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ backend: this.name, err: this.lastError }, 'backend failed to start');
+      if (this.state !== 'stopped') {
+        this.setState('down');
+        this.scheduleRestart();
+      }
+    } finally {
+      this.resolveFirstAttempt();
+    }
+  }
+
+  private handleClose(client: Client, generation: number): void {
+    if (this.client !== client || generation !== this.generation) return;
+    this.client = undefined;
+    if (this.state === 'stopped') return;
+    this.lastError = 'connection closed';
+    this.logger.warn({ backend: this.name }, 'backend connection closed; restarting');
+    this.setState('down');
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.restartTimer || this.state === 'stopped') return;
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 250 * 2 ** this.restartAttempt);
+    this.restartAttempt++;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.connect();
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  private setState(state: BackendState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.hooks.onStateChange?.(this, state);
+  }
+
+  private async handleNotification(notification: Notification): Promise<void> {
+    switch (notification.method) {
+      case 'notifications/tools/list_changed':
+        return this.refresh('tools');
+      case 'notifications/prompts/list_changed':
+        return this.refresh('prompts');
+      case 'notifications/resources/list_changed':
+        await this.refresh('resources');
+        return this.refresh('resourceTemplates');
+      default:
+        this.hooks.onNotification(this, notification);
+    }
+  }
+
+  private async refreshAll(): Promise<void> {
+    const caps = this.capabilities;
+    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+      caps.tools ? this.listAll('tools/list', 'tools') : [],
+      caps.resources ? this.listAll('resources/list', 'resources') : [],
+      caps.resources ? this.listAll('resources/templates/list', 'resourceTemplates').catch(() => []) : [],
+      caps.prompts ? this.listAll('prompts/list', 'prompts') : [],
+    ]);
+    this.lists = {
+      tools: tools as Tool[],
+      resources: resources as Resource[],
+      resourceTemplates: resourceTemplates as ResourceTemplate[],
+      prompts: prompts as Prompt[],
+    };
+    this.hooks.onListsChanged(this);
+  }
+
+  /** Re-reads one list; concurrent refreshes of the same list share one request. */
+  refresh(kind: ListKind): Promise<void> {
+    const running = this.refreshing.get(kind);
+    if (running) return running;
+    const method = { tools: 'tools/list', resources: 'resources/list', resourceTemplates: 'resources/templates/list', prompts: 'prompts/list' }[kind];
+    const work = this.listAll(method, kind)
+      .then((items) => {
+        this.lists = { ...this.lists, [kind]: items };
+        this.hooks.onListsChanged(this);
+      })
+      .catch((error: unknown) => {
+        this.logger.warn({ backend: this.name, list: kind, err: String(error) }, 'backend list refresh failed');
+      })
+      .finally(() => this.refreshing.delete(kind));
+    this.refreshing.set(kind, work);
+    return work;
+  }
+
+  /** Follows `nextCursor` until the list ends (bounded, so a looping backend cannot hang us). */
+  private async listAll(method: string, key: ListKind): Promise<unknown[]> {
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const result = (await this.request(method, cursor ? { cursor } : {})) as Record<string, unknown>;
+      const pageItems = result[key];
+      if (Array.isArray(pageItems)) items.push(...pageItems);
+      cursor = typeof result.nextCursor === 'string' && result.nextCursor ? result.nextCursor : undefined;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
+  /**
+   * Sends one request to the backend and returns its result untouched (the SDK's loose result
+   * schema keeps every field). Fails fast when the backend is not connected.
+   */
+  async request(method: string, params: Record<string, unknown> | undefined, options: BackendRequestOptions = {}): Promise<Record<string, unknown>> {
+    const client = this.client;
+    if (!client) {
+      throw new McpError(ErrorCode.InternalError, `Backend "${this.name}" is unavailable${this.lastError ? ` (${this.lastError})` : ''}`);
+    }
+    return (await client.request({ method, params } as never, ResultSchema, {
+      signal: options.signal,
+      onprogress: options.onprogress,
+      timeout: this.timeoutMs,
+      resetTimeoutOnProgress: true,
+      maxTotalTimeout: this.timeoutMs * 10,
+    })) as Record<string, unknown>;
+  }
+
+  async notify(notification: Notification): Promise<void> {
+    await this.client?.notification(notification as never).catch(() => {});
+  }
+
+  /** Stops for good: no restart. */
+  async stop(): Promise<void> {
+    this.setState('stopped');
+    this.generation++;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const client = this.client;
+    this.client = undefined;
+    await client?.close().catch(() => {});
+  }
+}

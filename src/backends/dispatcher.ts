@@ -1,0 +1,29 @@
+import { Agent, fetch as undiciFetch } from 'undici';
+
+/**
+ * One keep-alive undici pool per backend origin, shared by every connection to it. Long-lived SSE
+ * streams need no body timeout; per-request deadlines are enforced by the MCP client instead.
+ */
+const agents = new Map<string, Agent>();
+
+function agentFor(origin: string): Agent {
+  let agent = agents.get(origin);
+  if (!agent) {
+    agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256, bodyTimeout: 0, headersTimeout: 60_000 });
+    agents.set(origin, agent);
+  }
+  return agent;
+}
+
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+export function fetchFor(url: string): FetchLike {
+  const dispatcher = agentFor(new URL(url).origin);
+  return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher } as never)) as unknown as FetchLike;
+}
+
+export async function closeDispatchers(): Promise<void> {
+  const all = [...agents.values()];
+  agents.clear();
+  await Promise.all(all.map((agent) => agent.close().catch(() => {})));
+}
