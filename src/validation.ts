@@ -7,14 +7,15 @@ import type { ConfigProblem } from './errors.js';
  * The one Ajv instance of the process, and the compiled validators for the schemas under `schemas/`.
  *
  * Options: `allErrors` (report every problem at once), `useDefaults` (the schema is where defaults
- * live: validation fills them in, so callers must pass a document they own) and `strict` (refuses
- * unknown keywords and defaults that would be silently ignored, e.g. inside `oneOf`).
+ * live: validation fills them in, so callers must pass a document they own), `strict` (refuses
+ * unknown keywords and defaults that would be silently ignored, e.g. inside `oneOf`) and `verbose`
+ * (errors carry their parent schema, used to suggest known keys; `data` is never printed).
  */
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
 
-export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
 addFormats(ajv);
 
 /** `<root>/schemas/servers.schema.json`; the same relative URL works from `src/` (tests) and `dist/`. */

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, visit, type ParseError } from 'jsonc-parser';
 import { ConfigError, UserError, type ConfigProblem } from '../errors.js';
+import { compileGlobs } from '../acl/compile.js';
 import { isLoopbackAddress, parseCidr } from '../http/peer.js';
 import { pointer, redactPath, tokenLabel, validateServersDocument } from '../validation.js';
 import { applyCompat } from './compat.js';
@@ -213,6 +214,10 @@ class Checks {
         }
       }
       if (remote && typeof backend.url === 'string') this.backendUrl(at('url'), backend.url, keys.has('headers'));
+      if (isObj(backend.tools)) {
+        this.globs(at('tools', 'allow'), backend.tools.allow);
+        this.globs(at('tools', 'deny'), backend.tools.deny);
+      }
 
       const prefix = typeof backend.prefix === 'string' ? backend.prefix : name;
       const prefixPath = keys.has('prefix') ? at('prefix') : at();
@@ -418,6 +423,23 @@ class Checks {
     if (this.doc.acl === undefined && (providers.includes('oauth_as') || providers.includes('jwks'))) {
       this.warn('/acl', 'no acl block: every authenticated user can use every tool');
     }
+    const rules = isObj(this.doc.acl) && Array.isArray(this.doc.acl.rules) ? this.doc.acl.rules : [];
+    rules.forEach((rule, i) => {
+      if (!isObj(rule)) return;
+      for (const key of ['subjects', 'tools', 'resources', 'prompts']) this.globs(pointer('acl', 'rules', i, key), rule[key]);
+    });
+  }
+
+  /** Compiles each glob with the ACL's own compiler, so a pattern it would refuse fails here. */
+  private globs(at: string, value: unknown): void {
+    strings(value).forEach((glob, i) => {
+      if (glob === '') return; // reported by the schema
+      try {
+        compileGlobs([glob], '');
+      } catch (error) {
+        this.error(`${at}/${i}`, (error as Error).message.replace(/^\[0\]: /, ''));
+      }
+    });
   }
 
   private stateStore(): void {
