@@ -74,13 +74,11 @@ export function parseConfigText(text: string, source: string, baseDir: string, e
   problems.push(...applyCompat(doc));
   const explicit = explicitBackendKeys(doc);
 
-  const schema = validateServersDocument(doc);
-  // A string whose variable is unset still holds "${VAR}": don't pile pattern errors on top.
+  const later: ConfigProblem[] = [...validateServersDocument(doc).problems];
+  new Checks(later, doc).run(explicit);
+  // A string whose variable is unset still holds "${VAR}": don't pile format errors on top.
   const unresolved = new Set(expanded.problems.map((p) => p.path));
-  problems.push(...schema.problems.filter((p) => !unresolved.has(p.path)));
-
-  const checks = new Checks(problems, doc);
-  checks.run(explicit);
+  problems.push(...later.filter((p) => !unresolved.has(p.path)));
 
   const errors = problems.filter((p) => p.severity === 'error');
   const warnings = problems.filter((p) => p.severity === 'warning');

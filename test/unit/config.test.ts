@@ -1,11 +1,9 @@
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { configCheckCommand } from '../../src/cli/config-check.js';
-import { loadConfig, parseConfigText } from '../../src/config/load.js';
-import { ConfigError, UserError, type ConfigProblem } from '../../src/errors.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { ConfigError, type ConfigProblem } from '../../src/errors.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/configs/', import.meta.url));
 const INVALID = path.join(FIXTURES, 'invalid');
