@@ -80,7 +80,11 @@ export function extractBearer(headers: IncomingHttpHeaders): { token?: string; m
   return { token: match[1], malformed: false };
 }
 
-/** Quotes a challenge parameter value (RFC 9110 §5.6.4 quoted-string). */
+/**
+ * Quotes a challenge parameter value (RFC 9110 §5.6.4 quoted-string). Our own descriptions avoid
+ * `"` and `\` altogether (RFC 6750 §3 excludes them from `error_description`); escaping covers
+ * configured values such as the metadata URL and scopes.
+ */
 function quote(value: string): string {
   // Control and non-ASCII characters have no place in a header value; replace rather than fail.
   const printable = value.replace(/[^\x20-\x7e]/g, '?');
@@ -150,7 +154,7 @@ export class ProviderChain {
     if (malformed) {
       return this.#fail(
         'invalid_request',
-        'Authorization header must be "Bearer <token>"',
+        'Authorization header must be the Bearer scheme with one token',
         `malformed Authorization header (scheme: ${schemeOf(request.headers.authorization)})`,
       );
     }

@@ -81,14 +81,14 @@ const cases: Case[] = [
     expect: {
       ok: false,
       error: 'invalid_request',
-      www: `Bearer resource_metadata="${RM}", error="invalid_request", error_description="Authorization header must be \\"Bearer <token>\\""`,
+      www: `Bearer resource_metadata="${RM}", error="invalid_request", error_description="Authorization header must be the Bearer scheme with one token"`,
     },
   },
   {
     name: 'malformed Authorization (empty bearer) → invalid_request',
     providers: () => [createBearerProvider(bearerConfig)],
     headers: { authorization: 'Bearer ' },
-    expect: { ok: false, error: 'invalid_request', www: 'Bearer error="invalid_request", error_description="Authorization header must be \\"Bearer <token>\\""' },
+    expect: { ok: false, error: 'invalid_request', www: 'Bearer error="invalid_request", error_description="Authorization header must be the Bearer scheme with one token"' },
   },
   {
     name: 'known static bearer token → that identity',
