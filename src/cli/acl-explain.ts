@@ -17,7 +17,7 @@ import { longestFirst, splitExposed } from '../mcp/names.js';
  * (`ConfigError` / `UserError`) for the CLI entry to print.
  */
 
-/** The shape `src/mcp/probe.ts` exports (exposed, prefixed names). */
+/** What `listCatalogue` from `src/mcp/probe.ts` returns, as far as this command reads it (exposed, prefixed names). */
 export interface Catalogue {
   tools: { name: string; backend: string; localName: string }[];
   resources: { uri: string; backend: string }[];
@@ -93,10 +93,6 @@ export async function aclExplainCommand(options: AclExplainOptions): Promise<num
   let all: Explained[] | undefined;
   if (options.all) {
     const list = options.listCatalogue ?? (await loadProbe());
-    if (!list) {
-      err.write('mcp acl explain: --all needs the backend catalogue probe (src/mcp/probe.ts), which this build does not include\n');
-      return 1;
-    }
     const catalogue = await list(config);
     errors = catalogue.errors;
     all = [
@@ -179,14 +175,7 @@ class Explainer {
 }
 
 /** Loads `listCatalogue` lazily: it pulls in the MCP SDK and the backend transports. */
-async function loadProbe(): Promise<ListCatalogue | undefined> {
-  // A variable specifier keeps this file compiling while src/mcp/probe.ts is being written.
-  const specifier = '../mcp/probe.js';
-  try {
-    const probe = (await import(specifier)) as { listCatalogue?: ListCatalogue };
-    return probe.listCatalogue;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('probe')) return undefined;
-    throw error;
-  }
+async function loadProbe(): Promise<ListCatalogue> {
+  const probe = await import('../mcp/probe.js');
+  return (config) => probe.listCatalogue(config);
 }

@@ -1,9 +1,7 @@
 import t, { type Test } from 'tap';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { aclExplainCommand, type AclExplainOptions, type Catalogue } from '../../src/cli/acl-explain.js';
 import { ConfigError, UserError } from '../../src/errors.js';
 
@@ -148,10 +146,31 @@ t.test('--all lists what the identity would see (injected catalogue)', async (t)
   t.match(partial.stdout, /sees 5 of 7 items/);
 });
 
-const probePath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/mcp/probe.ts');
-t.test('--all with the real probe and no backends', { skip: existsSync(probePath) ? false : 'src/mcp/probe.ts not present yet' }, async (t) => {
+t.test('--all with the real probe and no backends', async (t) => {
   const config = await setup(t, { ...fixture, mcpServers: {} });
   const result = await run({ config, subject: 'ci', roles: ['admin'], all: true });
   t.equal(result.code, 0, result.stderr);
   t.match(result.stdout, /sees 0 of 0 items/);
+});
+
+t.test('--all against a real backend (server-everything over stdio)', async (t) => {
+  const server = path.resolve(import.meta.dirname, '../../node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+  const config = await setup(t, {
+    mcpServers: { everything: { command: process.execPath, args: [server, 'stdio'], tools: { deny: ['get-env'] } } },
+    acl: {
+      default: 'deny',
+      rules: [
+        { roles: ['dev'], tools: ['everything__echo', 'everything__get*'], resources: ['everything__demo://resource/static/document/*'], policy: 'allow' },
+      ],
+    },
+  });
+  const result = await run({ config, subject: 'bob', roles: ['dev'], all: true, json: true });
+  t.equal(result.code, 0, result.stderr);
+  const doc = JSON.parse(result.stdout) as { items: { kind: string; name: string; allow: boolean; rule: string }[]; errors: unknown[] };
+  t.same(doc.errors, []);
+  t.ok(doc.items.some((i) => i.name === 'everything__echo' && i.allow && i.rule === 'rules[0]'), 'echo visible through rules[0]');
+  t.ok(doc.items.filter((i) => i.kind === 'prompt').every((i) => !i.allow && i.rule === 'default'), 'prompts hidden by default');
+  t.ok(doc.items.some((i) => i.name === 'everything__get-sum' && i.allow), 'get* glob');
+  t.notOk(doc.items.some((i) => i.name === 'everything__get-env' && i.allow), 'backend deny-list wins over the ACL allow');
+  t.ok(doc.items.some((i) => i.name === 'everything__trigger-long-running-operation' && !i.allow && i.rule === 'default'), 'other tools hidden');
 });
