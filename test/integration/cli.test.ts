@@ -147,3 +147,24 @@ t.test('acl explain through the CLI', async (t) => {
   t.match(all.stdout, /one__echo/);
   t.match(all.stdout, /one__structured/);
 });
+
+t.test('config check --probe reports backends that do not start and names over the budget', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'servers.json');
+  writeFileSync(path, JSON.stringify({
+    mcpServers: {
+      averyveryveryveryverylongprefixnameforabackend: fixture('long'),
+      broken: { command: join(dir, 'no-such-binary') },
+      fine: fixture('fine'),
+    },
+  }));
+  const result = await run(['config', 'check', '--config', path, '--probe']);
+  t.equal(result.code, 1);
+  t.match(result.stdout, /error at \/mcpServers\/broken: backend did not start/);
+  t.match(result.stdout, /error at \/mcpServers\/averyveryveryveryverylongprefixnameforabackend: "averyveryveryveryverylongprefixnameforabackend__everything_content" is 66 characters, over the 64-character budget/);
+  t.notMatch(result.stdout, /mcpServers\/fine/, 'a healthy backend raises nothing');
+  t.match(result.stderr, /\[\d\/3\] fine: ready/, 'progress lines go to stderr');
+  writeFileSync(path, JSON.stringify({ mcpServers: { fine: fixture('fine') } }));
+  const ok = await run(['config', 'check', '--config', path, '--probe']);
+  t.equal(ok.code, 0);
+});
