@@ -26,6 +26,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     redact: { paths: REDACT, censor: '[redacted]' },
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
   };
   if (options.format === 'pretty') {
     return pino(base, {
@@ -33,7 +34,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         try {
           const { time, level, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
           const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-          destination.write(`${String(time).slice(11, 19)} ${levels.labels[level as number] ?? level} ${msg ?? ''}${extra}\n`);
+          destination.write(`${String(time).slice(11, 19)} ${typeof level === "number" ? levels.labels[level] : String(level)} ${msg ?? ''}${extra}\n`);
         } catch {
           destination.write(line);
         }
