@@ -11,7 +11,8 @@ import { Catalogue } from './mcp/catalogue.js';
 import { McpFront } from './mcp/front.js';
 import { Notifier } from './mcp/notifier.js';
 import { Router } from './mcp/router.js';
-import { SessionRegistry } from './mcp/session.js';
+import { SessionRegistry, type FrontSession } from './mcp/session.js';
+import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -57,6 +58,7 @@ export class Gateway {
       policy: () => this.derived.policy,
       backends: () => this.backends,
       startupWaitMs: () => this.derived.config.aggregation.startupWaitMs,
+      sessionConnection: (session, backend) => this.sessionConnection(session, backend),
       logger,
       audit: this.audit,
     });
@@ -115,6 +117,47 @@ export class Gateway {
       onNotification: (backend, notification) => this.notifier.fromBackend(backend, notification),
       onStateChange: (backend, state) => this.logger.debug({ backend: backend.name, state }, 'backend state'),
     });
+  }
+
+  /**
+   * A session's own connection to a `per-session` backend, opened on first use and closed with the
+   * session. It declares the client's sampling, elicitation and roots capabilities and forwards the
+   * backend's requests for them to that client; its notifications go to that session only.
+   */
+  private sessionConnection(session: FrontSession, template: Backend): Promise<Backend> {
+    const existing = session.connections.get(template.name);
+    if (existing) {
+      return existing.then((backend) => {
+        if (backend.state === 'ready') return backend;
+        session.connections.delete(template.name);
+        return this.sessionConnection(session, template);
+      });
+    }
+    const caps = session.clientCapabilities;
+    const connection = (async () => {
+      const backend = new Backend(template.config, this.logger, {
+        onListsChanged: () => {},
+        onNotification: (_b, notification) => this.notifier.toSession(session, template, notification),
+      }, {
+        clientCapabilities: {
+          ...(caps.sampling ? { sampling: caps.sampling } : {}),
+          ...(caps.elicitation ? { elicitation: caps.elicitation } : {}),
+          ...(caps.roots ? { roots: caps.roots } : {}),
+        },
+        onServerRequest: (method, params, signal) => session.requestClient(method, params, signal, template.name),
+        restart: false,
+      });
+      backend.start();
+      await backend.firstAttempt;
+      if (backend.state !== 'ready') {
+        await backend.stop();
+        throw new McpError(ErrorCode.InternalError, `Backend "${template.name}" is unavailable${backend.lastError ? ` (${backend.lastError})` : ''}`);
+      }
+      return backend;
+    })();
+    session.connections.set(template.name, connection);
+    connection.catch(() => session.connections.delete(template.name));
+    return connection;
   }
 
   private setBackends(backends: Backend[]): void {

@@ -2,6 +2,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ResultSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  type ClientCapabilities,
   McpError,
   ErrorCode,
   type Notification,
@@ -32,6 +36,18 @@ export interface BackendHooks {
   /** Any notification other than progress and list changes (logging, resources/updated...). */
   onNotification(backend: Backend, notification: Notification): void;
   onStateChange?(backend: Backend, state: BackendState): void;
+}
+
+/** Answers a request the backend sends to its client (sampling, elicitation, roots). */
+export type ServerRequestHandler = (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal) => Promise<Record<string, unknown>>;
+
+export interface BackendOptions {
+  /** Capabilities this connection declares to the backend (per-session connections mirror the client's). */
+  clientCapabilities?: ClientCapabilities;
+  /** Where the backend's requests to its client go; without it they are refused (method not found). */
+  onServerRequest?: ServerRequestHandler;
+  /** Restart after a crash (default true); per-session connections are simply dropped instead. */
+  restart?: boolean;
 }
 
 export interface BackendRequestOptions {
@@ -69,6 +85,7 @@ export class Backend {
     readonly config: BackendConfig,
     private readonly logger: Logger,
     private readonly hooks: BackendHooks,
+    private readonly options: BackendOptions = {},
   ) {
     this.name = config.name;
     this.firstAttempt = new Promise((resolve) => (this.resolveFirstAttempt = resolve));
@@ -96,8 +113,7 @@ export class Backend {
       let describe = '';
       let firstError: unknown;
       for (const candidate of transportCandidates(this.config, this.logger)) {
-        const attempt = new Client(GATEWAY_INFO, { capabilities: {} });
-        attempt.fallbackNotificationHandler = async (notification) => this.handleNotification(notification);
+        const attempt = this.createClient();
         try {
           await attempt.connect(candidate.make(), { timeout: this.timeoutMs });
           client = attempt;
@@ -129,11 +145,26 @@ export class Backend {
       this.logger.warn({ backend: this.name, err: this.lastError }, 'backend failed to start');
       if (this.state !== 'stopped') {
         this.setState('down');
-        this.scheduleRestart();
+        if (this.options.restart !== false) this.scheduleRestart();
       }
     } finally {
       this.resolveFirstAttempt();
     }
+  }
+
+  private createClient(): Client {
+    const capabilities = this.options.clientCapabilities ?? {};
+    const client = new Client(GATEWAY_INFO, { capabilities });
+    client.fallbackNotificationHandler = async (notification) => this.handleNotification(notification);
+    const forward = this.options.onServerRequest;
+    if (forward) {
+      const handle = async (request: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) =>
+        (await forward(request.method, request.params, extra.signal)) as never;
+      if (capabilities.sampling) client.setRequestHandler(CreateMessageRequestSchema, handle);
+      if (capabilities.elicitation) client.setRequestHandler(ElicitRequestSchema, handle);
+      if (capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, handle);
+    }
+    return client;
   }
 
   private handleClose(client: Client, generation: number): void {
@@ -141,8 +172,12 @@ export class Backend {
     this.client = undefined;
     if (this.state === 'stopped') return;
     this.lastError = 'connection closed';
-    this.logger.warn({ backend: this.name }, 'backend connection closed; restarting');
     this.setState('down');
+    if (this.options.restart === false) {
+      this.logger.info({ backend: this.name }, 'backend connection closed');
+      return;
+    }
+    this.logger.warn({ backend: this.name }, 'backend connection closed; restarting');
     this.scheduleRestart();
   }
 

@@ -109,14 +109,16 @@ export class McpFront {
     for (const message of messages) {
       if (message.method !== undefined && message.id !== undefined && message.id !== null) requests.push(message);
       else if (message.method !== undefined) this.notification(session, message);
-      // Responses to server-initiated requests: none are sent to clients on shared backends.
+      else session.handleClientResponse(message);
     }
     if (requests.length === 0) {
       res.writeHead(202).end();
       return;
     }
 
-    const streaming = /text\/event-stream/i.test(accept) && requests.some((r) => r.params?._meta && (r.params._meta as Record<string, unknown>).progressToken !== undefined);
+    // Stream when the client asked for progress, or when a per-session backend may send it requests.
+    const streaming = /text\/event-stream/i.test(accept) && requests.some((r) =>
+      (r.params?._meta && (r.params._meta as Record<string, unknown>).progressToken !== undefined) || this.deps.router.mayRequestClient(session, r.method!, r.params));
     if (!streaming) {
       const controllers = requests.map(() => new AbortController());
       res.on('close', () => {
@@ -171,6 +173,11 @@ export class McpFront {
         }
         return;
       }
+      case 'notifications/roots/list_changed':
+        for (const connection of session.connections.values()) {
+          void connection.then((backend) => backend.notify({ method: 'notifications/roots/list_changed' }), () => {});
+        }
+        return;
       default:
         return;
     }

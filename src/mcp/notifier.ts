@@ -2,7 +2,7 @@ import type { Notification } from '@modelcontextprotocol/sdk/types.js';
 import type { Backend } from '../backends/backend.js';
 import type { Catalogue } from './catalogue.js';
 import { Router } from './router.js';
-import type { SessionRegistry } from './session.js';
+import type { FrontSession, SessionRegistry } from './session.js';
 
 /**
  * Routes what backends announce to the client sessions it concerns: catalogue changes to every
@@ -38,6 +38,25 @@ export class Notifier {
         if (session.subscriptions.has(exposed)) {
           session.notify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { ...notification.params, uri: exposed } });
         }
+      }
+    }
+  }
+
+  /** A notification from a session's own (`per-session`) backend connection: only that session gets it. */
+  toSession(session: FrontSession, backend: Backend, notification: Notification): void {
+    if (notification.method === 'notifications/message') {
+      if (!Router.wantsLog(session, (notification.params as Record<string, unknown> | undefined)?.level)) return;
+      const message = { jsonrpc: '2.0', method: notification.method, params: { ...notification.params, logger: prefixedLogger(backend, notification.params) } };
+      for (const request of session.inflight.values()) {
+        if (request.backend === backend.name && request.stream?.send(message)) return;
+      }
+      session.notify(message);
+    } else if (notification.method === 'notifications/resources/updated') {
+      const uri = (notification.params as Record<string, unknown> | undefined)?.uri;
+      if (typeof uri !== 'string') return;
+      const exposed = this.catalogue.exposeUri(backend, uri);
+      if (session.subscriptions.has(exposed)) {
+        session.notify({ jsonrpc: '2.0', method: notification.method, params: { ...notification.params, uri: exposed } });
       }
     }
   }

@@ -26,11 +26,15 @@ export interface RequestContext {
   useBackend(name: string): void;
 }
 
+/** Opens (or reuses) a session's own connection to a `per-session` backend. */
+export type SessionConnector = (session: FrontSession, backend: Backend) => Promise<Backend>;
+
 export interface RouterDeps {
   catalogue: Catalogue;
   policy: () => AccessPolicy;
   backends: () => readonly Backend[];
   startupWaitMs: () => number;
+  sessionConnection: SessionConnector;
   logger: Logger;
   audit: Logger;
 }
@@ -139,10 +143,27 @@ export class Router {
     return entry;
   }
 
+  /**
+   * True when answering this request may need to send the client a request of its own (sampling,
+   * elicitation, roots), which only `per-session` backends do: such requests are answered on an SSE
+   * stream so the server request can travel on it.
+   */
+  mayRequestClient(session: FrontSession, method: string, params: Record<string, unknown> | undefined): boolean {
+    const caps = session.clientCapabilities;
+    if (!caps.sampling && !caps.elicitation && !caps.roots) return false;
+    const { catalogue } = this.deps;
+    let backend: Backend | undefined;
+    if (method === 'tools/call') backend = catalogue.tools.get(String(params?.name))?.backend;
+    else if (method === 'prompts/get') backend = catalogue.prompts.get(String(params?.name))?.backend;
+    else if (method === 'resources/read' && typeof params?.uri === 'string') backend = catalogue.resolveUri(params.uri)?.backend;
+    return backend?.config.sharing === 'per-session';
+  }
+
   private async forward(backend: Backend, method: string, params: Record<string, unknown>, ctx: RequestContext): Promise<Record<string, unknown>> {
     ctx.useBackend(backend.name);
     try {
-      return await backend.request(method, params, { signal: ctx.signal, onprogress: ctx.progress });
+      const target = backend.config.sharing === 'per-session' ? await this.deps.sessionConnection(ctx.session, backend) : backend;
+      return await target.request(method, params, { signal: ctx.signal, onprogress: ctx.progress });
     } catch (error) {
       throw backendError(backend, error);
     }

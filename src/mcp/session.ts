@@ -1,7 +1,13 @@
 import { randomToken } from '../crypto/random.js';
 import type { Identity } from '../auth/types.js';
 import type { SseStream } from '../http/sse.js';
-import type { ClientCapabilities, Implementation, LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, ErrorCode, type ClientCapabilities, type Implementation, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
+import type { Backend } from '../backends/backend.js';
+
+interface PendingClientRequest {
+  resolve(result: Record<string, unknown>): void;
+  reject(error: Error): void;
+}
 
 export interface InflightRequest {
   controller: AbortController;
@@ -23,6 +29,10 @@ export class FrontSession {
   readonly getStreams = new Set<SseStream>();
   readonly inflight = new Map<string, InflightRequest>();
   readonly subscriptions = new Set<string>();
+  /** Per-session backend connections (`sharing: "per-session"`), by backend name. */
+  readonly connections = new Map<string, Promise<Backend>>();
+  private readonly pendingClientRequests = new Map<string, PendingClientRequest>();
+  private nextClientRequestId = 0;
 
   constructor(
     readonly ownerKey: string,
@@ -38,9 +48,65 @@ export class FrontSession {
     return latest ? latest.send(message) : false;
   }
 
+  /**
+   * Sends a backend's request (sampling, elicitation, roots) to this client, on the stream of the
+   * request that caused it when there is one, else on the GET stream; resolves with the client's
+   * answer, which arrives in a later POST.
+   */
+  requestClient(method: string, params: Record<string, unknown> | undefined, signal: AbortSignal, backend: string): Promise<Record<string, unknown>> {
+    const id = `gatehouse-${++this.nextClientRequestId}`;
+    const message = { jsonrpc: '2.0', id, method, params };
+    let sent = false;
+    for (const request of [...this.inflight.values()].reverse()) {
+      if (request.backend === backend && request.stream && request.stream.send(message)) {
+        sent = true;
+        break;
+      }
+    }
+    if (!sent) sent = this.notify(message);
+    if (!sent) {
+      return Promise.reject(new McpError(ErrorCode.InternalError, `${method}: the client has no open stream to receive server requests`));
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.pendingClientRequests.delete(id);
+        this.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'cancelled by the backend' } });
+        reject(new McpError(ErrorCode.RequestTimeout, `${method} cancelled`));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.pendingClientRequests.set(id, {
+        resolve: (result) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(result);
+        },
+        reject: (error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  /** A client's response to one of `requestClient`'s requests; unknown ids are ignored. */
+  handleClientResponse(message: { id?: unknown; result?: unknown; error?: unknown }): void {
+    const pending = this.pendingClientRequests.get(String(message.id));
+    if (!pending) return;
+    this.pendingClientRequests.delete(String(message.id));
+    if (message.error && typeof message.error === 'object') {
+      const { code, message: text, data } = message.error as { code?: number; message?: string; data?: unknown };
+      pending.reject(new McpError(typeof code === 'number' ? code : ErrorCode.InternalError, String(text ?? 'client error'), data));
+    } else {
+      pending.resolve((message.result ?? {}) as Record<string, unknown>);
+    }
+  }
+
   close(): void {
     for (const request of this.inflight.values()) request.controller.abort(new Error('session terminated'));
     this.inflight.clear();
+    for (const pending of this.pendingClientRequests.values()) pending.reject(new McpError(ErrorCode.ConnectionClosed, 'session terminated'));
+    this.pendingClientRequests.clear();
+    for (const connection of this.connections.values()) void connection.then((backend) => backend.stop(), () => {});
+    this.connections.clear();
     for (const stream of this.getStreams) stream.end();
     this.getStreams.clear();
   }
