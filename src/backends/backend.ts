@@ -73,6 +73,8 @@ export class Backend {
   lastError?: string;
   /** Resolves once the first connection attempt has finished (successfully or not). */
   readonly firstAttempt: Promise<void>;
+  /** True once `firstAttempt` has resolved: later reconnects never make callers wait. */
+  firstAttemptDone = false;
 
   private client?: Client;
   private restartTimer?: NodeJS.Timeout;
@@ -91,6 +93,7 @@ export class Backend {
     this.firstAttempt = new Promise((resolve) => (this.resolveFirstAttempt = resolve));
     if (!config.enabled) {
       this.state = 'disabled';
+      this.firstAttemptDone = true;
       this.resolveFirstAttempt();
     }
   }
@@ -107,7 +110,7 @@ export class Backend {
 
   private async connect(): Promise<void> {
     const generation = ++this.generation;
-    this.setState(this.state === 'ready' ? 'ready' : 'starting');
+    // 'starting' is only the first attempt; a restarting backend stays 'down' until it is ready.
     let client: Client | undefined;
     try {
       let describe = '';
@@ -148,6 +151,7 @@ export class Backend {
         if (this.options.restart !== false) this.scheduleRestart();
       }
     } finally {
+      this.firstAttemptDone = true;
       this.resolveFirstAttempt();
     }
   }

@@ -90,7 +90,7 @@ export class Router {
 
   /** Lets lists answer with what is ready, waiting a short bound for backends still starting. */
   private async waitForStartingBackends(): Promise<void> {
-    const starting = this.deps.backends().filter((b) => b.state === 'starting');
+    const starting = this.deps.backends().filter((b) => !b.firstAttemptDone && b.state !== 'stopped');
     if (starting.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
