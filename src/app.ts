@@ -1,4 +1,5 @@
 import type { GatewayConfig } from './config/types.js';
+import { UserError } from './errors.js';
 import { AccessPolicy } from './acl/decide.js';
 import { ProviderChain } from './auth/chain.js';
 import { createProviders, challengeFor } from './auth/index.js';
@@ -97,7 +98,12 @@ export class Gateway {
   }
 
   private derive(config: GatewayConfig): Derived {
-    const providers = createProviders(config.serverAuth, {});
+    let providers;
+    try {
+      providers = createProviders(config.serverAuth, {});
+    } catch (error) {
+      throw new UserError(`${config.sourcePath ?? 'configuration'}: ${(error as Error).message}`);
+    }
     return {
       config,
       policy: new AccessPolicy(config.acl),

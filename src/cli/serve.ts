@@ -74,12 +74,11 @@ function installSignals(gateway: Gateway, options: ServeOptions, logger: Logger)
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    loadConfig({ path: options.config, env: process.env }).then(
-      async ({ config, warnings }) => {
+    loadConfig({ path: options.config, env: process.env })
+      .then(async ({ config, warnings }) => {
         for (const warning of warnings) logger.warn({ path: warning.path }, warning.message);
         await gateway.reload(config);
-      },
-      (error: Error) => logger.error({ problems: error.message }, 'reload refused: the new configuration is invalid; keeping the running one'),
-    );
+      })
+      .catch((error: Error) => logger.error({ problems: error.message }, 'reload refused: the new configuration is invalid; keeping the running one'));
   });
 }
