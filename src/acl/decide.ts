@@ -48,22 +48,26 @@ export class AccessPolicy {
     this.#cacheSize = Math.max(1, options.cacheSize ?? 50_000);
   }
 
-  decide(identity: AclSubject, kind: ItemKind, name: string): AclDecision {
+  /**
+   * `alias` is a second spelling of the same item that globs may be written against (resources:
+   * `<prefix>__<uri>` beside the exposed `<uri-prefix>+<uri>`); a rule matches if either matches.
+   */
+  decide(identity: AclSubject, kind: ItemKind, name: string, alias?: string): AclDecision {
     const acl = this.#acl;
     if (!acl) return NO_ACL;
     const roles = [...identity.roles].sort();
     // JSON keeps the key unambiguous whatever characters roles, subjects and names contain.
-    const key = JSON.stringify([kind, name, acl.usesSubjects ? identity.subject : null, roles]);
+    const key = JSON.stringify([kind, name, alias ?? null, acl.usesSubjects ? identity.subject : null, roles]);
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const decision = evaluate(acl, identity.subject, roles, kind, name);
+    const decision = evaluate(acl, identity.subject, roles, kind, name, alias);
     if (this.#cache.size >= this.#cacheSize) this.#cache.clear();
     this.#cache.set(key, decision);
     return decision;
   }
 }
 
-function evaluate(acl: CompiledAcl, subject: string, roles: readonly string[], kind: ItemKind, name: string): AclDecision {
+function evaluate(acl: CompiledAcl, subject: string, roles: readonly string[], kind: ItemKind, name: string, alias?: string): AclDecision {
   for (const rule of acl.rules) {
     const items = rule.items[kind];
     if (!items) continue;
@@ -72,7 +76,7 @@ function evaluate(acl: CompiledAcl, subject: string, roles: readonly string[], k
       const ruleRoles = rule.roles;
       if (!roles.some((role) => ruleRoles.has(role))) continue;
     }
-    if (!items(name)) continue;
+    if (!items(name) && (alias === undefined || !items(alias))) continue;
     return rule.decision;
   }
   return acl.default === 'allow' ? DEFAULT_ALLOW : DEFAULT_DENY;

@@ -1,7 +1,7 @@
 import type { Tool, Resource, ResourceTemplate, Prompt } from '@modelcontextprotocol/sdk/types.js';
 import type { Backend } from '../backends/backend.js';
 import { compileToolFilter } from '../acl/compile.js';
-import { exposeName, longestFirst, splitExposed } from './names.js';
+import { exposeName, exposeUri, longestFirst, splitExposed, splitExposedUri, uriPrefix } from './names.js';
 
 export interface CatalogueEntry<T> {
   backend: Backend;
@@ -9,6 +9,8 @@ export interface CatalogueEntry<T> {
   local: string;
   /** What clients see: a shallow copy with the name or URI prefixed. */
   item: T;
+  /** For resources: the `<prefix>__<uri>` alias that ACL globs may also be written against. */
+  alias?: string;
 }
 
 export interface CatalogueProblem {
@@ -32,6 +34,10 @@ export class Catalogue {
   problems: CatalogueProblem[] = [];
   private byPrefix = new Map<string, Backend>();
   private prefixes: string[] = [];
+  private byUriPrefix = new Map<string, Backend>();
+  private uriPrefixes: string[] = [];
+  /** Backends whose URI prefix equals an earlier backend's: their resources are not exposed. */
+  private uriPrefixClashes = new Map<string, string>();
   private filters = new Map<string, ReturnType<typeof compileToolFilter>>();
 
   constructor(private readonly nameMaxLength: number) {}
@@ -39,6 +45,15 @@ export class Catalogue {
   setBackends(backends: readonly Backend[]): void {
     this.byPrefix = new Map(backends.map((b) => [b.config.prefix, b]));
     this.prefixes = longestFirst(this.byPrefix.keys());
+    this.byUriPrefix = new Map();
+    this.uriPrefixClashes = new Map();
+    for (const backend of backends) {
+      const key = uriPrefix(backend.config.prefix);
+      const owner = this.byUriPrefix.get(key);
+      if (owner) this.uriPrefixClashes.set(backend.name, owner.name);
+      else this.byUriPrefix.set(key, backend);
+    }
+    this.uriPrefixes = longestFirst(this.byUriPrefix.keys());
     this.filters = new Map(backends.map((b) => [b.name, compileToolFilter(b.config.tools)]));
   }
 
@@ -46,17 +61,26 @@ export class Catalogue {
     return this.byPrefix.get(prefix);
   }
 
-  /** Splits an exposed resource URI (or template) into its backend and the backend's URI. */
-  resolveUri(exposed: string): { backend: Backend; local: string } | undefined {
-    const split = splitExposed(exposed, this.prefixes);
-    if (!split) return undefined;
-    const backend = this.byPrefix.get(split.prefix);
-    return backend ? { backend, local: split.local } : undefined;
+  /**
+   * Splits an exposed resource URI (or template) into its backend and the backend's URI. Accepts
+   * the exposed `<uri-prefix>+<uri>` form and the `<prefix>__<uri>` alias; `exposed` and `alias`
+   * are the canonical forms of both, for ACL decisions and subscriptions.
+   */
+  resolveUri(uri: string): { backend: Backend; local: string; exposed: string; alias: string } | undefined {
+    const viaPlus = splitExposedUri(uri, this.uriPrefixes);
+    if (viaPlus) {
+      const backend = this.byUriPrefix.get(viaPlus.uriPrefix)!;
+      return { backend, local: viaPlus.local, exposed: uri, alias: exposeName(backend.config.prefix, viaPlus.local) };
+    }
+    const viaAlias = splitExposed(uri, this.prefixes);
+    const backend = viaAlias && this.byPrefix.get(viaAlias.prefix);
+    if (!viaAlias || !backend || this.uriPrefixClashes.has(backend.name)) return undefined;
+    return { backend, local: viaAlias.local, exposed: exposeUri(backend.config.prefix, viaAlias.local), alias: uri };
   }
 
   /** Exposed form of a backend's URI. */
   exposeUri(backend: Backend, uri: string): string {
-    return exposeName(backend.config.prefix, uri);
+    return exposeUri(backend.config.prefix, uri);
   }
 
   /** Rebuilds every map from the backends' current lists. Returns which kinds changed. */
@@ -81,15 +105,20 @@ export class Catalogue {
         if (!this.admit(prompts, name, backend, problems)) continue;
         prompts.set(name, { backend, local: prompt.name, item: { ...prompt, name, description: tagDescription(backend.name, prompt.description) } });
       }
+      const clash = this.uriPrefixClashes.get(backend.name);
+      if (clash && (backend.lists.resources.length || backend.lists.resourceTemplates.length)) {
+        problems.push({ backend: backend.name, kind: 'collision', name: uriPrefix(prefix), message: `resource URIs of "${backend.name}" would start "${uriPrefix(prefix)}+", like those of "${clash}"; its resources are not exposed (give one of them another "prefix")` });
+        continue;
+      }
       for (const resource of backend.lists.resources) {
-        const uri = exposeName(prefix, resource.uri);
+        const uri = exposeUri(prefix, resource.uri);
         if (resources.has(uri)) continue;
-        resources.set(uri, { backend, local: resource.uri, item: { ...resource, uri } });
+        resources.set(uri, { backend, local: resource.uri, item: { ...resource, uri }, alias: exposeName(prefix, resource.uri) });
       }
       for (const template of backend.lists.resourceTemplates) {
-        const uriTemplate = exposeName(prefix, template.uriTemplate);
+        const uriTemplate = exposeUri(prefix, template.uriTemplate);
         if (resourceTemplates.has(uriTemplate)) continue;
-        resourceTemplates.set(uriTemplate, { backend, local: template.uriTemplate, item: { ...template, uriTemplate } });
+        resourceTemplates.set(uriTemplate, { backend, local: template.uriTemplate, item: { ...template, uriTemplate }, alias: exposeName(prefix, template.uriTemplate) });
       }
     }
     const changed = {

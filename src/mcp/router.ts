@@ -100,8 +100,8 @@ export class Router {
     clearTimeout(timer);
   }
 
-  private allowed(identity: Identity, kind: ItemKind, name: string): boolean {
-    return this.deps.policy().decide(identity, kind, name).allow;
+  private allowed(identity: Identity, kind: ItemKind, name: string, alias?: string): boolean {
+    return this.deps.policy().decide(identity, kind, name, alias).allow;
   }
 
   private async list(list: ListName, kind: ItemKind, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
@@ -116,7 +116,7 @@ export class Router {
     if (!items) {
       items = [];
       for (const [name, entry] of catalogue[list] as Map<string, CatalogueEntry<unknown>>) {
-        if (this.allowed(ctx.identity, kind, name)) items.push(entry.item);
+        if (this.allowed(ctx.identity, kind, name, entry.alias)) items.push(entry.item);
       }
       if (this.listCache.size >= LIST_CACHE_LIMIT) this.listCache.clear();
       this.listCache.set(cacheKey, items);
@@ -199,9 +199,9 @@ export class Router {
   }
 
   /** Resolves an exposed resource URI: a listed resource, or one matching a listed template. */
-  private resolveResource(uri: unknown, ctx: RequestContext): { backend: Backend; local: string } {
+  private resolveResource(uri: unknown, ctx: RequestContext): { backend: Backend; local: string; exposed: string } {
     const resolved = typeof uri === 'string' ? this.deps.catalogue.resolveUri(uri) : undefined;
-    if (!resolved || !this.allowed(ctx.identity, 'resource', uri as string)) {
+    if (!resolved || !this.allowed(ctx.identity, 'resource', resolved.exposed, resolved.alias)) {
       this.deps.audit.info({ event: 'acl', kind: 'resource', name: uri, subject: ctx.identity.subject, decision: 'deny', rule: resolved ? 'acl' : 'unknown' }, 'resource refused');
       throw new RpcError(ErrorCode.InvalidParams, `Resource not found: ${String(uri)}`);
     }
@@ -223,8 +223,7 @@ export class Router {
   }
 
   private async subscription(method: string, params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
-    const { backend, local } = this.resolveResource(params.uri, ctx);
-    const uri = params.uri as string;
+    const { backend, local, exposed: uri } = this.resolveResource(params.uri, ctx);
     if (method === 'resources/subscribe') ctx.session.subscriptions.add(uri);
     else ctx.session.subscriptions.delete(uri);
     if (!backend.capabilities.resources?.subscribe) {

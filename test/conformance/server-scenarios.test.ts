@@ -43,11 +43,7 @@ const GENERIC = [
  * with a "gateway bug:" comment). The scenario's other checks must still pass. Remove an entry here
  * and in the YAML file once the bug is fixed (the CLI then fails on the stale YAML entry).
  */
-const GATEWAY_BUGS = new Set([
-  // resources/list answers URIs like "everything__demo://…": "_" is not allowed in an RFC 3986 scheme,
-  // and the 2025-11-25 schema has `"format": "uri"` on Resource.uri.
-  'resources-list:wire-schema-valid',
-]);
+const GATEWAY_BUGS = new Set<string>([]);
 
 interface Check {
   id: string;
@@ -201,11 +197,11 @@ t.test('official MCP conformance server scenarios against the gateway', async (t
   });
 
   // resources-subscribe/-unsubscribe use the fixed URI test://watched-resource, which can never exist behind
-  // the gateway (URIs are exposed as "<prefix>__<uri>"). The same calls on real resources must work.
+  // the gateway (URIs are exposed as "<uri-prefix>+<uri>"). The same calls on real resources must work.
   await t.test('resources/subscribe and resources/unsubscribe on resources the gateway exposes', async (t) => {
     const client = await connectClient(t, mcpUrl, TOKEN);
     const { resources } = await client.listResources();
-    for (const uri of ['fx__fixture://docs/readme', 'everything__demo://resource/static/document/features.md']) {
+    for (const uri of ['fx+fixture://docs/readme', 'everything+demo://resource/static/document/features.md']) {
       t.ok(resources.some((r) => r.uri === uri), `${uri} is listed`);
       t.same(await client.subscribeResource({ uri }), {}, `subscribe ${uri}`);
       t.same(await client.unsubscribeResource({ uri }), {}, `unsubscribe ${uri}`);

@@ -68,8 +68,9 @@ t.test('ACL parity: what is hidden from a list is refused on use, exactly like a
 
   // Resources and templates.
   const devResources = (await dev.listResources()).resources.map((r) => r.uri).sort();
-  t.same(devResources, ['fx__fixture://docs/logo', 'fx__fixture://docs/readme']);
-  t.same((await dev.listResourceTemplates()).resourceTemplates.map((r) => r.uriTemplate), ['fx__fixture://items/{id}'], 'a template under an allowed glob is listed');
+  t.same(devResources, ['fx+fixture://docs/logo', 'fx+fixture://docs/readme'], 'globs written as <prefix>__<uri> match the exposed <prefix>+<uri>');
+  t.same((await dev.listResourceTemplates()).resourceTemplates.map((r) => r.uriTemplate), ['fx+fixture://items/{id}'], 'a template under an allowed glob is listed');
+  t.same(await failure(dev.readResource({ uri: 'fx+fixture://secret/keys' })), { code: -32602, message: 'MCP error -32602: Resource not found: fx+fixture://secret/keys' }, 'hidden resource refused in its exposed form');
   t.ok((await dev.readResource({ uri: 'fx__fixture://items/1' })).contents.length, 'a concrete URI under an allowed glob is readable');
   const secret = await failure(dev.readResource({ uri: 'fx__fixture://secret/keys' }));
   const nowhere = await failure(dev.readResource({ uri: 'fx__fixture://nowhere' }));

@@ -63,12 +63,12 @@ t.test('fidelity: every content type, structured content, annotations, _meta and
   t.same(content.map((c) => c.type), ['text', 'image', 'audio', 'resource_link', 'resource', 'resource']);
   t.same(content[1], { type: 'image', data: 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', mimeType: 'image/png', annotations: { priority: 1 } });
   t.same(content[2], { type: 'audio', data: 'UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=', mimeType: 'audio/wav' });
-  t.same(content[3], { type: 'resource_link', uri: 'fx__fixture://docs/readme', name: 'readme', mimeType: 'text/plain', description: 'the readme' }, 'resource_link points at the gateway URI');
-  t.same(content[4], { type: 'resource', resource: { uri: 'fx__fixture://docs/inline', mimeType: 'text/plain', text: 'inline text' } });
-  t.same(content[5], { type: 'resource', resource: { uri: 'fx__fixture://docs/blob', mimeType: 'application/octet-stream', blob: 'AAEC' } });
+  t.same(content[3], { type: 'resource_link', uri: 'fx+fixture://docs/readme', name: 'readme', mimeType: 'text/plain', description: 'the readme' }, 'resource_link points at the gateway URI');
+  t.same(content[4], { type: 'resource', resource: { uri: 'fx+fixture://docs/inline', mimeType: 'text/plain', text: 'inline text' } });
+  t.same(content[5], { type: 'resource', resource: { uri: 'fx+fixture://docs/blob', mimeType: 'application/octet-stream', blob: 'AAEC' } });
 
   const link = await client.readResource({ uri: content[3]!.uri as string });
-  t.same(link.contents, [{ uri: 'fx__fixture://docs/readme', mimeType: 'text/plain', text: 'read me first' }], 'a resource_link can be read back through the gateway');
+  t.same(link.contents, [{ uri: 'fx+fixture://docs/readme', mimeType: 'text/plain', text: 'read me first' }], 'a resource_link can be read back through the gateway');
 
   const toolError = await client.callTool({ name: 'fx__tool_error', arguments: {} });
   t.equal(toolError.isError, true, 'isError kept');
@@ -90,13 +90,16 @@ t.test('resources, templates, prompts, completion and subscriptions are prefixed
   });
   const client = await connectClient(t, mcpUrl, TOKEN);
   const { resources } = await client.listResources();
-  t.same(resources.map((r) => r.uri).sort(), ['fx__fixture://docs/logo', 'fx__fixture://docs/readme', 'fx__fixture://secret/keys']);
+  t.same(resources.map((r) => r.uri).sort(), ['fx+fixture://docs/logo', 'fx+fixture://docs/readme', 'fx+fixture://secret/keys']);
   t.same(resources.find((r) => r.name === 'readme')?.annotations, { audience: ['user'], priority: 0.5 });
   const { resourceTemplates } = await client.listResourceTemplates();
-  t.same(resourceTemplates.map((r) => r.uriTemplate), ['fx__fixture://items/{id}']);
-  const item = await client.readResource({ uri: 'fx__fixture://items/42' });
-  t.same(item.contents, [{ uri: 'fx__fixture://items/42', mimeType: 'application/json', text: '{"id":"42"}' }], 'template resource readable');
-  const logo = await client.request({ method: 'resources/read', params: { uri: 'fx__fixture://docs/logo' } }, ReadResourceResultSchema);
+  t.same(resourceTemplates.map((r) => r.uriTemplate), ['fx+fixture://items/{id}']);
+  t.ok(resources.every((r) => URL.canParse(r.uri)), 'exposed resource URIs are valid URIs');
+  const viaAlias = await client.readResource({ uri: 'fx__fixture://docs/readme' });
+  t.same(viaAlias.contents, [{ uri: 'fx+fixture://docs/readme', mimeType: 'text/plain', text: 'read me first' }], 'the <prefix>__<uri> alias is accepted on input');
+  const item = await client.readResource({ uri: 'fx+fixture://items/42' });
+  t.same(item.contents, [{ uri: 'fx+fixture://items/42', mimeType: 'application/json', text: '{"id":"42"}' }], 'template resource readable');
+  const logo = await client.request({ method: 'resources/read', params: { uri: 'fx+fixture://docs/logo' } }, ReadResourceResultSchema);
   t.equal((logo.contents[0] as { blob?: string }).blob?.length! > 10, true, 'blob contents kept');
 
   const { prompts } = await client.listPrompts();
@@ -115,10 +118,10 @@ t.test('resources, templates, prompts, completion and subscriptions are prefixed
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
     updates.push(n.params.uri);
   });
-  await client.subscribeResource({ uri: 'fx__fixture://docs/readme' });
+  await client.subscribeResource({ uri: 'fx+fixture://docs/readme' });
   await client.callTool({ name: 'fx__touch', arguments: { uri: 'fixture://docs/readme' } });
   await waitFor('resources/updated', () => updates.length > 0);
-  t.same(updates, ['fx__fixture://docs/readme'], 'update delivered with the gateway URI');
+  t.same(updates, ['fx+fixture://docs/readme'], 'update delivered with the gateway URI');
 });
 
 t.test('progress and logging reach the session that made the request; list_changed is re-announced', async (t) => {
@@ -203,7 +206,7 @@ t.test('server-everything over Streamable HTTP behind the gateway', async (t) =>
   const image = await client.callTool({ name: 'everything__get-tiny-image', arguments: {} });
   t.ok((image.content as Array<{ type: string }>).some((c) => c.type === 'image'), 'image content arrives');
   const { resources } = await client.listResources();
-  t.ok(resources.length > 0 && resources.every((r) => r.uri.startsWith('everything__')), 'resources prefixed');
+  t.ok(resources.length > 0 && resources.every((r) => r.uri.startsWith('everything+')), 'resources prefixed');
   const read = await client.readResource({ uri: resources[0]!.uri });
   t.equal(read.contents[0]!.uri, resources[0]!.uri, 'read returns the gateway URI');
 });

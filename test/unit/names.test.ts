@@ -1,5 +1,5 @@
 import t from 'tap';
-import { exposeName, splitExposed, longestFirst, SEPARATOR } from '../../src/mcp/names.js';
+import { exposeName, splitExposed, longestFirst, SEPARATOR, uriPrefix, exposeUri, splitExposedUri } from '../../src/mcp/names.js';
 import { Catalogue } from '../../src/mcp/catalogue.js';
 import type { Backend } from '../../src/backends/backend.js';
 
@@ -37,6 +37,17 @@ function fakeBackend(name: string, prefix: string, tools: string[], filter: { al
   } as unknown as Backend;
 }
 
+t.test('uriPrefix keeps exposed resource URIs valid RFC 3986 URIs', async (t) => {
+  t.equal(uriPrefix('everything'), 'everything');
+  t.equal(uriPrefix('My_DB'), 'my-db');
+  t.equal(uriPrefix('1password'), 'r-1password');
+  t.equal(exposeUri('my_db', 'postgres://host/table'), 'my-db+postgres://host/table');
+  for (const prefix of ['everything', 'My_DB', '1password', 'a-b', 'x_']) {
+    t.ok(URL.canParse(exposeUri(prefix, 'demo://resource/x')), `${prefix}: valid URI`);
+    t.same(splitExposedUri(exposeUri(prefix, 'demo://r'), [uriPrefix(prefix)]), { uriPrefix: uriPrefix(prefix), local: 'demo://r' });
+  }
+});
+
 t.test('Catalogue: prefixes, tags, filters, budget and duplicates', async (t) => {
   const catalogue = new Catalogue(20);
   const a = fakeBackend('alpha', 'a', ['read', 'write', 'debug_dump', 'read', 'a_tool_name_that_is_long'], { deny: ['debug_*'] });
@@ -49,12 +60,15 @@ t.test('Catalogue: prefixes, tags, filters, budget and duplicates', async (t) =>
   t.equal(catalogue.tools.get('a__read')!.local, 'read');
   t.equal(catalogue.tools.get('a__read')!.item.description, '[alpha] does read');
   t.equal(catalogue.tools.get('b__read')!.backend, b);
-  t.same([...catalogue.resources.keys()], ['a__mem://one', 'b__mem://one']);
-  t.same([...catalogue.resourceTemplates.keys()], ['a__mem://items/{id}', 'b__mem://items/{id}']);
+  t.same([...catalogue.resources.keys()], ['a+mem://one', 'b+mem://one']);
+  t.equal(catalogue.resources.get('a+mem://one')!.alias, 'a__mem://one');
+  t.same([...catalogue.resourceTemplates.keys()], ['a+mem://items/{id}', 'b+mem://items/{id}']);
   t.same([...catalogue.prompts.keys()], ['a__p', 'b__p']);
   t.same(catalogue.problems.map((p) => [p.kind, p.name]), [['collision', 'a__read'], ['too-long', 'a__a_tool_name_that_is_long']]);
-  t.same(catalogue.resolveUri('b__mem://items/7'), { backend: b, local: 'mem://items/7' });
+  t.same(catalogue.resolveUri('b+mem://items/7'), { backend: b, local: 'mem://items/7', exposed: 'b+mem://items/7', alias: 'b__mem://items/7' });
+  t.same(catalogue.resolveUri('b__mem://items/7'), { backend: b, local: 'mem://items/7', exposed: 'b+mem://items/7', alias: 'b__mem://items/7' }, 'alias accepted');
   t.equal(catalogue.resolveUri('c__mem://x'), undefined);
+  t.equal(catalogue.resolveUri('c+mem://x'), undefined);
 
   const version = catalogue.version;
   t.same(catalogue.rebuild(backends), { tools: false, prompts: false, resources: false }, 'no change, no notification');
