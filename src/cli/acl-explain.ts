@@ -3,7 +3,7 @@ import { compileToolFilter, type AclDecision, type ItemKind } from '../acl/compi
 import { loadConfig } from '../config/load.js';
 import type { BackendConfig, GatewayConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
-import { longestFirst, splitExposed } from '../mcp/names.js';
+import { exposeName, exposeUri, longestFirst, splitExposed, splitExposedUri, uriPrefix } from '../mcp/names.js';
 
 /**
  * `mcp acl explain`: the decision for one identity and one exposed name, and the rule that made
@@ -131,6 +131,8 @@ class Explainer {
   readonly #byPrefix = new Map<string, BackendConfig>();
   readonly #byName = new Map<string, BackendConfig>();
   readonly #prefixes: string[];
+  readonly #byUriPrefix = new Map<string, BackendConfig>();
+  readonly #uriPrefixes: string[];
   readonly #filters = new Map<string, (local: string) => AclDecision | null>();
 
   constructor(config: GatewayConfig, identity: { subject: string; roles: string[] }) {
@@ -140,6 +142,7 @@ class Explainer {
       for (const backend of config.backends) {
         if (!backend.enabled) continue;
         this.#byPrefix.set(backend.prefix, backend);
+        if (!this.#byUriPrefix.has(uriPrefix(backend.prefix))) this.#byUriPrefix.set(uriPrefix(backend.prefix), backend);
         this.#byName.set(backend.name, backend);
         this.#filters.set(backend.name, compileToolFilter(backend.tools ?? {}));
       }
@@ -149,6 +152,16 @@ class Explainer {
     }
     this.#identity = identity;
     this.#prefixes = longestFirst(this.#byPrefix.keys());
+    this.#uriPrefixes = longestFirst(this.#byUriPrefix.keys());
+  }
+
+  /** A resource URI in its exposed `<uri-prefix>+<uri>` form and its `<prefix>__<uri>` alias, as the gateway decides it. */
+  #resourceForms(uri: string): { exposed: string; alias?: string } {
+    const viaPlus = splitExposedUri(uri, this.#uriPrefixes);
+    if (viaPlus) return { exposed: uri, alias: exposeName(this.#byUriPrefix.get(viaPlus.uriPrefix)!.prefix, viaPlus.local) };
+    const viaAlias = splitExposed(uri, this.#prefixes);
+    if (viaAlias) return { exposed: exposeUri(viaAlias.prefix, viaAlias.local), alias: uri };
+    return { exposed: uri };
   }
 
   /**
@@ -169,7 +182,8 @@ class Explainer {
       const filtered = this.#filters.get(backend.name)?.(local);
       if (filtered) return { kind, name, backend: backend.name, allow: filtered.allow, rule: filtered.rule };
     }
-    const decision = this.#policy.decide(this.#identity, KIND_OF[kind], name);
+    const forms = KIND_OF[kind] === 'resource' ? this.#resourceForms(name) : { exposed: name, alias: undefined };
+    const decision = this.#policy.decide(this.#identity, KIND_OF[kind], forms.exposed, forms.alias);
     return { kind, name, backend: backendName ?? backend?.name, allow: decision.allow, rule: decision.rule };
   }
 }
