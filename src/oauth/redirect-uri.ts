@@ -94,6 +94,7 @@ function parseStrict(raw: unknown): ParsedUri | string {
   if (beforeQuery.startsWith('//')) {
     const slash = beforeQuery.indexOf('/', 2);
     const authority = slash === -1 ? beforeQuery.slice(2) : beforeQuery.slice(2, slash);
+    if (authority === '') return 'has an empty host';
     if (authority.includes('@')) return 'has userinfo ("user@host")';
     path = slash === -1 ? '' : beforeQuery.slice(slash);
   } else if (scheme === 'http:' || scheme === 'https:') {

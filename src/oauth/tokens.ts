@@ -243,8 +243,9 @@ function copyClaims(claims: VerifiedAccessToken): VerifiedAccessToken {
 function reasonFor(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'token expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.reason === 'missing') return `missing claim "${error.claim}"`;
     if (error.claim === 'nbf') return 'token not yet valid';
-    return error.reason === 'missing' ? `missing claim "${error.claim}"` : `unexpected "${error.claim}"`;
+    return `unexpected "${error.claim}"`;
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
