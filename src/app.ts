@@ -13,6 +13,11 @@ import { McpFront } from './mcp/front.js';
 import { Notifier } from './mcp/notifier.js';
 import { Router } from './mcp/router.js';
 import { SessionRegistry, type FrontSession } from './mcp/session.js';
+import { AuthorizationServer } from './oauth/server.js';
+import type { CimdOptions } from './oauth/cimd.js';
+import { openStore, parseInlineSeed } from './store/index.js';
+import type { StateStore } from './store/types.js';
+import { join } from 'node:path';
 import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 
 export interface GatewayOptions {
@@ -20,6 +25,16 @@ export interface GatewayOptions {
   host?: string;
   port?: number;
   logger?: Logger;
+  /** Environment for MCP_AUTH_SERVER_CONFIG and MCP_AUTH_SERVER_PATH (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Extra TLS trust for Client ID Metadata Document fetches (e.g. a corporate CA). */
+  cimd?: CimdOptions;
+}
+
+/** The Authorization Server and its store, when `oauth_as` is configured. */
+interface OAuthParts {
+  authServer: AuthorizationServer;
+  store: StateStore;
 }
 
 /** Everything derived from one config document that a reload swaps as a whole. */
@@ -47,9 +62,9 @@ export class Gateway {
   private address?: { host: string; port: number };
   private closing?: Promise<void>;
 
-  private constructor(config: GatewayConfig, private readonly bindHost: string, logger: Logger) {
+  private constructor(config: GatewayConfig, private readonly bindHost: string, logger: Logger, audit: Logger, private readonly oauth?: OAuthParts) {
     this.logger = logger;
-    this.audit = logger.child({ audit: true });
+    this.audit = audit;
     this.derived = this.derive(config);
     this.catalogue = new Catalogue(config.aggregation.nameMaxLength);
     this.sessions = new SessionRegistry(config.http.sessionIdleTimeoutSeconds * 1000);
@@ -75,16 +90,63 @@ export class Gateway {
       mcp: (req, res, identity) => front.handle(req, res, identity),
       originPolicy: () => this.derived.originPolicy,
       readiness: () => this.readiness(),
+      extra: oauth ? (req, res, path) => oauth.authServer.handle(req, res, path) : undefined,
     }, logger);
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
     const host = options.host ?? '127.0.0.1';
-    const gateway = new Gateway(options.config, host, options.logger ?? createLogger());
+    const logger = options.logger ?? createLogger();
+    const audit = logger.child({ audit: true });
+    const limits = { oauthBody: options.config.http.oauthBodyLimitBytes };
+    const oauth = await Gateway.startAuthorizationServer(options, logger, audit, () => limits.oauthBody);
+    let gateway: Gateway;
+    try {
+      gateway = new Gateway(options.config, host, logger, audit, oauth);
+    } catch (error) {
+      await oauth?.authServer.close();
+      await oauth?.store.close();
+      throw error;
+    }
+    gateway.onReload = (config) => (limits.oauthBody = config.http.oauthBodyLimitBytes);
     gateway.sessions.start();
     gateway.setBackends(options.config.backends.map((c) => gateway.createBackend(c)));
     gateway.address = await gateway.http.listen(options.port ?? 8080, host);
     return gateway;
+  }
+
+  private onReload?: (config: GatewayConfig) => void;
+
+  /**
+   * The Authorization Server, when `oauth_as` is among the providers: the state store (the
+   * configured one; in memory, with a warning, when only the MCP_AUTH_SERVER_CONFIG seed is given),
+   * the signing secret, and the endpoints.
+   */
+  private static async startAuthorizationServer(options: GatewayOptions, logger: Logger, audit: Logger, bodyLimit: () => number): Promise<OAuthParts | undefined> {
+    const { config } = options;
+    const oauthAs = config.serverAuth.oauthAs;
+    if (!oauthAs || !config.serverAuth.providers.includes('oauth_as')) return undefined;
+    const env = options.env ?? process.env;
+    const seedText = env.MCP_AUTH_SERVER_CONFIG;
+    const seed = seedText ? parseInlineSeed(seedText) : { clients: [] };
+    const storeConfig = seedText && !config.stateStore.configured ? { ...config.stateStore, type: 'memory' as const } : config.stateStore;
+    const store = await openStore(storeConfig, { logger, env });
+    try {
+      const authServer = await AuthorizationServer.create({
+        config: oauthAs,
+        store,
+        statePath: config.stateStore.path ?? join(config.baseDir, 'auth_server.json'),
+        seedClients: seed.clients,
+        bodyLimit,
+        logger,
+        audit,
+        cimd: options.cimd,
+      });
+      return { authServer, store };
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
   }
 
   /** Base URL the gateway listens on, e.g. `http://127.0.0.1:8080`. */
@@ -100,7 +162,7 @@ export class Gateway {
   private derive(config: GatewayConfig): Derived {
     let providers;
     try {
-      providers = createProviders(config.serverAuth, {});
+      providers = createProviders(config.serverAuth, this.oauth ? { oauth_as: this.oauth.authServer.provider } : {});
     } catch (error) {
       throw new UserError(`${config.sourcePath ?? 'configuration'}: ${(error as Error).message}`);
     }
@@ -183,14 +245,22 @@ export class Gateway {
     }
   }
 
-  private readiness(): { ready: boolean; detail: Record<string, unknown> } {
+  /** Ready once every backend finished its first connection attempt and the state store answers. */
+  private async readiness(): Promise<{ ready: boolean; detail: Record<string, unknown> }> {
     const backends: Record<string, string> = {};
     let starting = false;
     for (const backend of this.backends) {
       backends[backend.name] = backend.state;
       if (backend.state === 'starting') starting = true;
     }
-    return { ready: !starting, detail: { backends } };
+    if (!this.oauth) return { ready: !starting, detail: { backends } };
+    let timer: NodeJS.Timeout | undefined;
+    const storeUp = await Promise.race([
+      this.oauth.store.healthy().catch(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+    ]);
+    clearTimeout(timer);
+    return { ready: !starting && storeUp, detail: { backends, stateStore: storeUp ? 'up' : 'unreachable' } };
   }
 
   /** Backend states, for tests and the admin surface. */
@@ -225,7 +295,11 @@ export class Gateway {
       }
     }
     stopping.push(...previous.values());
+    if (JSON.stringify(config.serverAuth.oauthAs) !== JSON.stringify(this.derived.config.serverAuth.oauthAs) || JSON.stringify(config.stateStore) !== JSON.stringify(this.derived.config.stateStore)) {
+      this.logger.warn('serverAuth.oauthAs or stateStore changed: those settings take effect at the next restart');
+    }
     this.derived = derived;
+    this.onReload?.(config);
     this.sessions.setIdleTimeout(config.http.sessionIdleTimeoutSeconds * 1000);
     this.catalogue.setBackends(next);
     this.backends = next;
@@ -243,6 +317,8 @@ export class Gateway {
       await this.http.drain(this.derived.config.http.shutdownGraceSeconds * 1000);
       this.sessions.closeAll();
       await Promise.all(this.backends.map((b) => b.stop()));
+      await this.oauth?.authServer.close();
+      await this.oauth?.store.close();
       await closeDispatchers();
     })();
     return this.closing;

@@ -174,3 +174,16 @@ export function validateServersDocument(doc: unknown): { valid: boolean; problem
   }
   return { valid, problems };
 }
+
+export const CLIENT_REGISTRATION_SCHEMA_URL = new URL('../schemas/client-registration.schema.json', import.meta.url);
+let registrationValidator: ValidateFunction | undefined;
+
+/**
+ * Validates an RFC 7591 registration request (defaults applied in place). Returns human-readable
+ * problems, each naming the field, or an empty list.
+ */
+export function validateClientRegistration(body: unknown): string[] {
+  registrationValidator ??= ajv.compile(JSON.parse(readFileSync(CLIENT_REGISTRATION_SCHEMA_URL, 'utf8')) as object);
+  if (registrationValidator(body)) return [];
+  return (registrationValidator.errors ?? []).map((e) => `${e.instancePath || 'body'} ${e.message ?? 'is invalid'}`);
+}

@@ -73,6 +73,7 @@ export function parseConfigText(text: string, source: string, baseDir: string, e
   const doc = expanded.value as Obj;
   problems.push(...applyCompat(doc));
   const explicit = explicitBackendKeys(doc);
+  const stateStoreConfigured = isObj(doc.stateStore) || Boolean(env.MCP_AUTH_SERVER_PATH);
 
   const later: ConfigProblem[] = [...validateServersDocument(doc).problems];
   new Checks(later, doc).run(explicit);
@@ -88,6 +89,7 @@ export function parseConfigText(text: string, source: string, baseDir: string, e
     baseDir: path.resolve(baseDir),
     sourcePath: path.isAbsolute(source) ? source : undefined,
     env,
+    stateStoreConfigured,
   });
   return { config: deepFreeze(config), warnings };
 }
@@ -476,6 +478,8 @@ interface BuildContext {
   baseDir: string;
   sourcePath?: string;
   env: NodeJS.ProcessEnv;
+  /** The document has a `stateStore` block (or MCP_AUTH_SERVER_PATH is set), as opposed to the default. */
+  stateStoreConfigured?: boolean;
 }
 
 function build(doc: Obj, ctx: BuildContext): GatewayConfig {
@@ -510,6 +514,7 @@ function build(doc: Obj, ctx: BuildContext): GatewayConfig {
   const store = doc.stateStore as Obj;
   const stateStore = {
     type: store.type as 'file' | 'memory' | 'redis',
+    configured: ctx.stateStoreConfigured ?? false,
     keyPrefix: store.keyPrefix as string,
     ...(store.type === 'file'
       ? {

@@ -129,6 +129,8 @@ export interface AclConfig {
 
 export interface StateStoreConfig {
   type: 'file' | 'memory' | 'redis';
+  /** False when the document has no `stateStore` block (the defaults apply). */
+  configured: boolean;
   path?: string;
   url?: string;
   keyPrefix: string;

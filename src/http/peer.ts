@@ -74,3 +74,17 @@ export function isLoopbackAddress(address: string): boolean {
     return address === 'localhost';
   }
 }
+
+/**
+ * True only for globally routable unicast addresses: loopback, private (RFC 1918, ULA), link-local,
+ * CGNAT, multicast, reserved and unspecified ranges are all refused. Used before the gateway
+ * fetches a URL a client supplied (Client ID Metadata Documents), against SSRF.
+ */
+export function isPublicAddress(address: string): boolean {
+  try {
+    const parsed = unwrapMapped(ipaddr.parse(address));
+    return parsed.range() === 'unicast';
+  } catch {
+    return false;
+  }
+}

@@ -15,7 +15,7 @@ export interface HttpRoutes {
   authenticate(request: AuthRequest): Promise<{ ok: true; identity: Identity } | ({ ok: false } & AuthFailure)>;
   mcp(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void>;
   originPolicy(): (host: string | undefined, origin: string | undefined) => OriginVerdict;
-  readiness(): { ready: boolean; detail: Record<string, unknown> };
+  readiness(): Promise<{ ready: boolean; detail: Record<string, unknown> }> | { ready: boolean; detail: Record<string, unknown> };
   /** Extra routes (OAuth endpoints, metadata) a later layer adds; return true when handled. */
   extra?(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> | boolean;
 }
@@ -63,7 +63,7 @@ export class HttpFront {
         return json(res, 200, { status: 'ok' });
       }
       if (path === '/readyz' && (req.method === 'GET' || req.method === 'HEAD')) {
-        const { ready, detail } = this.routes.readiness();
+        const { ready, detail } = await this.routes.readiness();
         return json(res, ready && !this.draining ? 200 : 503, { status: ready && !this.draining ? 'ready' : 'not ready', ...detail });
       }
       if (this.routes.extra && (await this.routes.extra(req, res, path))) return;

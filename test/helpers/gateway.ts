@@ -21,10 +21,11 @@ export function fixtureStdio(extra: Record<string, unknown> = {}): Record<string
 }
 
 /** Starts the gateway in this process on 127.0.0.1:0 with `doc` as its servers.json; closed at teardown. */
-export async function startGateway(t: Tap, doc: unknown, env: NodeJS.ProcessEnv = {}, options: { waitForBackends?: boolean } = {}): Promise<{ gateway: Gateway; url: string; mcpUrl: string }> {
-  const { config } = parseConfigText(JSON.stringify(doc), 'test servers.json', ROOT, { PATH: process.env.PATH, HOME: process.env.HOME, ...env });
+export async function startGateway(t: Tap, doc: unknown, env: NodeJS.ProcessEnv = {}, options: { waitForBackends?: boolean; port?: number; baseDir?: string } = {}): Promise<{ gateway: Gateway; url: string; mcpUrl: string }> {
+  const fullEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
+  const { config } = parseConfigText(JSON.stringify(doc), 'test servers.json', options.baseDir ?? ROOT, fullEnv);
   const logger = process.env.GATEHOUSE_TEST_LOG ? createLogger({ level: process.env.GATEHOUSE_TEST_LOG as never }) : silentLogger;
-  const gateway = await Gateway.start({ config, host: '127.0.0.1', port: 0, logger });
+  const gateway = await Gateway.start({ config, host: '127.0.0.1', port: options.port ?? 0, logger, env: fullEnv });
   t.teardown(() => gateway.close());
   // Deterministic tests: wait for every backend's first connection attempt unless told otherwise.
   if (options.waitForBackends !== false) await gateway.ready();

@@ -1,0 +1,193 @@
+import type { IncomingMessage } from 'node:http';
+import type { OAuthAsConfig } from '../config/types.js';
+import type { SessionRecord, StateStore } from '../store/types.js';
+import type { Logger } from '../log.js';
+import { hashToken } from '../crypto/random.js';
+import { OAuthError, invalidGrant, invalidRequest } from './errors.js';
+import { isValidCodeVerifier, verifyPkceS256 } from './pkce.js';
+import { resolveResource } from './resource.js';
+import { newSid, type RefreshTokens } from './refresh-token.js';
+import type { AccessTokens } from './tokens.js';
+import type { CodeRecord } from './authorize.js';
+import type { ClientRecord, ClientRegistry } from './clients.js';
+
+export interface TokenDeps {
+  config: OAuthAsConfig;
+  store: StateStore;
+  clients: ClientRegistry;
+  accessTokens: AccessTokens;
+  refreshTokens: RefreshTokens;
+  logger: Logger;
+  audit: Logger;
+  /** Counts outcomes (metrics); optional. */
+  onOutcome?: (grant: string, outcome: string) => void;
+}
+
+/** Remembers, for a while after a code was used, which session it created, to revoke it on replay. */
+interface CodeUse {
+  sid: string;
+}
+
+const CODE_USE_MEMORY_SECONDS = 600;
+
+/**
+ * The token endpoint (RFC 6749 §3.2, OAuth 2.1): `authorization_code` with PKCE S256 and
+ * `refresh_token` with rotation. Refresh tokens are derived from their family (`sid`) and
+ * generation, so the store keeps no token at all; the store's atomic rotation decides between a
+ * fresh successor, the same successor within the grace window, and revoking the family on reuse.
+ */
+export class TokenEndpoint {
+  constructor(private readonly deps: TokenDeps) {}
+
+  async handle(req: IncomingMessage, form: Map<string, string>): Promise<Record<string, unknown>> {
+    const grantType = form.get('grant_type');
+    if (!grantType) throw invalidRequest('grant_type is required');
+    if (grantType !== 'authorization_code' && grantType !== 'refresh_token') {
+      throw new OAuthError('unsupported_grant_type', `grant_type "${grantType}" is not supported`);
+    }
+    const client = await this.deps.clients.authenticate(req, form);
+    if (!client.grant_types.includes(grantType)) throw new OAuthError('unauthorized_client', `this client may not use the ${grantType} grant`);
+    try {
+      const result = grantType === 'authorization_code' ? await this.authorizationCode(client, form) : await this.refresh(client, form);
+      this.deps.onOutcome?.(grantType, 'ok');
+      return result;
+    } catch (error) {
+      if (error instanceof OAuthError) this.deps.onOutcome?.(grantType, error.code);
+      throw error;
+    }
+  }
+
+  private async authorizationCode(client: ClientRecord, form: Map<string, string>): Promise<Record<string, unknown>> {
+    const { store, config } = this.deps;
+    const code = form.get('code');
+    if (!code) throw invalidRequest('code is required');
+    const codeHash = hashToken(code);
+    const record = await store.takeOnce<CodeRecord>('codes', codeHash);
+    if (!record) {
+      // A second use of a code revokes what its first use issued (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+      const use = await store.get<CodeUse>('codeUses', codeHash);
+      if (use) {
+        await store.delete('sessions', use.sid);
+        this.deps.audit.warn({ event: 'token', grant: 'authorization_code', clientId: client.client_id, reason: 'code replay', sid: use.sid }, 'authorization code replayed: its tokens were revoked');
+      }
+      throw invalidGrant('the authorization code is invalid, expired or already used');
+    }
+    if (record.clientId !== client.client_id) throw invalidGrant('the authorization code was issued to another client');
+    const redirectUri = form.get('redirect_uri');
+    if (redirectUri !== record.redirectUri) {
+      throw invalidGrant('redirect_uri does not match the authorization request');
+    }
+    const verifier = form.get('code_verifier');
+    if (!isValidCodeVerifier(verifier)) throw invalidGrant('code_verifier is missing or malformed (43-128 unreserved characters)');
+    if (!verifyPkceS256(verifier, record.codeChallenge)) throw invalidGrant('code_verifier does not match the code_challenge');
+    const resourceParam = form.get('resource');
+    if (resourceParam !== undefined && resolveResource(resourceParam, config.issuerUrl) !== record.resource) {
+      throw new OAuthError('invalid_target', 'resource does not match the authorization request');
+    }
+
+    const now = Date.now();
+    const session: SessionRecord = {
+      sid: newSid(),
+      clientId: client.client_id,
+      subject: record.subject,
+      groups: record.groups,
+      scope: record.scope,
+      resource: record.resource,
+      generation: 0,
+      rotatedAt: now,
+      createdAt: now,
+      lastUsedAt: now,
+      idleExpiresAt: Math.min(now + config.refreshTokenTtlSeconds * 1000, now + config.sessionMaxLifetimeSeconds * 1000),
+      absoluteExpiresAt: now + config.sessionMaxLifetimeSeconds * 1000,
+    };
+    await store.put('sessions', session.sid, session, config.sessionMaxLifetimeSeconds);
+    await store.put<CodeUse>('codeUses', codeHash, { sid: session.sid }, CODE_USE_MEMORY_SECONDS);
+    await this.deps.clients.touch(client, now);
+    this.deps.audit.info({ event: 'token', grant: 'authorization_code', clientId: client.client_id, subject: session.subject, sid: session.sid }, 'tokens issued');
+    return this.respond(session, session.scope, session.generation);
+  }
+
+  private async refresh(client: ClientRecord, form: Map<string, string>): Promise<Record<string, unknown>> {
+    const { store, config } = this.deps;
+    const token = form.get('refresh_token');
+    if (!token) throw invalidRequest('refresh_token is required');
+    const parsed = this.deps.refreshTokens.parse(token);
+    if (!parsed) throw invalidGrant('the refresh token is invalid');
+    const current = await store.get<SessionRecord>('sessions', parsed.sid);
+    if (!current) throw invalidGrant('the refresh token is invalid, expired or revoked');
+    if (current.clientId !== client.client_id) throw invalidGrant('the refresh token was issued to another client');
+    const resourceParam = form.get('resource');
+    if (resourceParam !== undefined && resolveResource(resourceParam, config.issuerUrl) !== current.resource) {
+      throw new OAuthError('invalid_target', 'resource does not match the original authorization');
+    }
+    const requestedScope = form.get('scope');
+    const granted = current.scope.split(' ').filter(Boolean);
+    const scope = requestedScope === undefined ? granted : requestedScope.split(' ').filter(Boolean);
+    const wider = scope.find((s) => !granted.includes(s));
+    if (wider) throw new OAuthError('invalid_scope', `scope "${wider}" was not granted originally`);
+
+    const result = await store.rotateRefresh({
+      sid: parsed.sid,
+      presentedGeneration: parsed.generation,
+      now: Date.now(),
+      graceMs: config.refreshGraceSeconds * 1000,
+      idleTtlMs: config.refreshTokenTtlSeconds * 1000,
+    });
+    switch (result.status) {
+      case 'rotated':
+      case 'grace':
+        await this.deps.clients.touch(client);
+        this.deps.audit.info({ event: 'token', grant: 'refresh_token', clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, rotation: result.status }, 'tokens refreshed');
+        return this.respond(result.session, scope.join(' '), result.session.generation);
+      case 'reuse':
+        this.deps.audit.warn({ event: 'token', grant: 'refresh_token', clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, reason: 'refresh token reuse' }, 'an old refresh token was reused: the whole family was revoked');
+        throw invalidGrant('the refresh token was already used; the session has been revoked');
+      default:
+        throw invalidGrant('the refresh token is invalid, expired or revoked');
+    }
+  }
+
+  private async respond(session: SessionRecord, scope: string, generation: number): Promise<Record<string, unknown>> {
+    const groups = [...new Set([...session.groups, ...this.deps.config.injectedRoles])];
+    const access = await this.deps.accessTokens.sign({ sub: session.subject, client_id: session.clientId, groups, scope, sid: session.sid });
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      refresh_token: this.deps.refreshTokens.mint(session.sid, generation),
+      scope,
+    };
+  }
+}
+
+/**
+ * Token revocation (RFC 7009): a refresh token revokes its family; an access token revokes the
+ * family it belongs to. Unknown or already-revoked tokens are not an error (200), so the endpoint
+ * reveals nothing; only the client that owns a token may revoke it.
+ */
+export class RevocationEndpoint {
+  constructor(private readonly deps: TokenDeps) {}
+
+  async handle(req: IncomingMessage, form: Map<string, string>): Promise<void> {
+    const client = await this.deps.clients.authenticate(req, form);
+    const token = form.get('token');
+    if (!token) throw invalidRequest('token is required');
+    const hint = form.get('token_type_hint');
+    let sid: string | undefined;
+    const refresh = hint === 'access_token' ? undefined : this.deps.refreshTokens.parse(token);
+    if (refresh) sid = refresh.sid;
+    else if (this.deps.accessTokens.isOurs(token)) {
+      try {
+        sid = (await this.deps.accessTokens.verify(token)).sid;
+      } catch {
+        sid = undefined; // expired or invalid: nothing to revoke
+      }
+    }
+    if (!sid) return;
+    const session = await this.deps.store.get<SessionRecord>('sessions', sid);
+    if (!session || session.clientId !== client.client_id) return;
+    await this.deps.store.delete('sessions', sid);
+    this.deps.onOutcome?.('revocation', 'ok');
+    this.deps.audit.info({ event: 'revoke', clientId: client.client_id, subject: session.subject, sid }, 'session revoked');
+  }
+}
