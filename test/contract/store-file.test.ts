@@ -3,6 +3,8 @@ import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/pr
 import path from 'node:path';
 import { FileStore } from '../../src/store/file.js';
 import { UserError } from '../../src/errors.js';
+import { openStore } from '../../src/store/index.js';
+import { silentLogger } from '../../src/log.js';
 import { storeContract } from './store.suite.js';
 
 const root = t.testdir({});
@@ -164,4 +166,13 @@ t.test('file: stale temp files of a dead process are removed on open, a live one
   const store = await FileStore.open(path.join(dir, 'auth_server.json'));
   t.teardown(() => store.close());
   t.same((await tempFiles(dir)).sort(), [`auth_server.json.${process.pid}.abcdef.tmp`, 'other.json.999999999.abcdef.tmp']);
+});
+
+t.test('openStore: file at the configured path', async (t) => {
+  const file = path.join(t.testdir({}), 'auth_server.json');
+  const store = await openStore({ type: 'file', configured: true, path: file, keyPrefix: 'gatehouse:' }, { logger: silentLogger });
+  t.teardown(() => store.close());
+  t.equal(store.kind, 'file');
+  await store.put('clients', 'a', { n: 1 });
+  t.same(JSON.parse(await readFile(file, 'utf8')).clients, { a: { value: { n: 1 } } });
 });
