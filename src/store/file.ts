@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open as openFile, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, constants, mkdir, open as openFile, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -78,6 +78,12 @@ export class FileStore implements StateStore {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new UserError(`${dir}: cannot create the directory of the state store file ${absolute} (${describe(error)})`);
+    }
+    try {
+      // Fail at boot rather than at the first registration: every write goes through a temp file here.
+      await access(dir, constants.W_OK);
+    } catch (error) {
+      throw new UserError(`${dir}: the directory of the state store file ${absolute} is not writable (${describe(error)})`);
     }
     const tables = new StoreTables();
     const text = await readState(absolute);
