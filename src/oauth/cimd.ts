@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import type { OAuthAsConfig } from '../config/types.js';
 import { isPublicAddress } from '../http/peer.js';
@@ -60,7 +61,12 @@ export class ClientMetadataDocuments {
     const cached = this.cache.get(url);
     if (cached && cached.expiresAt > now) return cached.client;
     this.cache.delete(url);
-    checkClientIdUrl(url);
+    const host = checkClientIdUrl(url);
+    // An IP-literal host never reaches the connect-time `lookup` below (net.connect skips DNS for
+    // literals), so the address rule is applied to it here.
+    if (isIP(host) && !this.config.clientIdMetadataDocuments.allowPrivateAddresses && !isPublicAddress(host)) {
+      throw fail(url, `could not fetch the client metadata document (${host} is not a public address)`);
+    }
     let response;
     try {
       response = await request(url, {
@@ -135,8 +141,8 @@ export class ClientMetadataDocuments {
   }
 }
 
-/** CIMD client_id URL rules: https, a path, no fragment, userinfo or dot segments. */
-function checkClientIdUrl(url: string): void {
+/** CIMD client_id URL rules: https, a path, no fragment, userinfo or dot segments. Returns the host name (IPv6 without brackets). */
+function checkClientIdUrl(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -148,6 +154,7 @@ function checkClientIdUrl(url: string): void {
   if (parsed.hash || url.includes('#')) throw fail(url, 'a URL client_id must not contain a fragment');
   if (parsed.pathname === '/' || parsed.pathname === '') throw fail(url, 'a URL client_id must have a path');
   if (/(^|\/)\.\.?(\/|$)/.test(url.slice(parsed.origin.length).split('?')[0]!)) throw fail(url, 'a URL client_id must not contain . or .. segments');
+  return parsed.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 function cacheTtl(cacheControl: string): number {
