@@ -139,7 +139,13 @@ export class AuthorizeEndpoint {
     }
     const state = params.get('state');
 
-    // The user, as asserted by the trusted proxy.
+    // The user, as asserted by the trusted proxy. A repeated identity header means a client's own
+    // header got through next to the proxy's: refuse rather than guess which one is genuine.
+    if (headerCount(req, config.trustedUserHeader) > 1 || headerCount(req, config.trustedGroupsHeader) > 1) {
+      this.deps.audit.warn({ event: 'authorize', decision: 'deny', clientId, reason: 'repeated identity header' }, 'identity header sent more than once');
+      sendErrorPage(res, 400, 'Ambiguous sign-in', `The request carried ${config.trustedUserHeader} or ${config.trustedGroupsHeader} more than once. The sign-in proxy must replace these headers, not add to them.`);
+      return undefined;
+    }
     const user = headerValue(req, config.trustedUserHeader);
     if (!user) {
       sendErrorPage(res, 401, 'Not signed in', `The sign-in proxy did not say who you are (header ${config.trustedUserHeader}). Ask an administrator to check that the proxy protects /oauth/authorize and sets that header.`);
@@ -234,6 +240,13 @@ export class AuthorizeEndpoint {
     this.deps.audit.info({ event: 'authorize', decision: 'allow', clientId: v.client.client_id, subject: v.user }, 'authorization code issued');
     redirect(res, v.redirectUri, { code, state: v.state, iss: issuerOf(this.deps.config) });
   }
+}
+
+function headerCount(req: IncomingMessage, name: string): number {
+  const lower = name.toLowerCase();
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === lower) count++;
+  return count;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

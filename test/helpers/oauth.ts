@@ -31,7 +31,8 @@ export interface BrowserIdentity {
  * with the identity headers, answers the consent form when one is shown, and returns the redirect.
  */
 export async function browse(authorizationUrl: URL | string, identity: BrowserIdentity): Promise<{ status: number; location?: string; body: string }> {
-  const dispatcher = identity.localAddress ? new Agent({ connect: { localAddress: identity.localAddress } }) : undefined;
+  // undici takes localAddress at the Agent's top level (inside `connect` it is ignored).
+  const dispatcher = identity.localAddress ? new Agent({ localAddress: identity.localAddress } as ConstructorParameters<typeof Agent>[0]) : undefined;
   const headers: Record<string, string> = { 'x-forwarded-user': identity.user };
   if (identity.groups) headers['x-forwarded-groups'] = identity.groups.join(',');
   try {
