@@ -101,3 +101,29 @@ t.test('discovery documents', async (t) => {
   t.equal(preflight.statusCode, 204);
   t.match(String(preflight.headers['access-control-allow-headers']), /MCP-Protocol-Version/i);
 });
+
+t.test('a repeated identity header is refused, not joined into one user', async (t) => {
+  const { url } = await oauthGateway(t, { clients: [{ client_id: 'pre-registered', redirect_uris: ['http://127.0.0.1:9/cb'] }], consent: 'never' });
+  const { request: httpRequest } = await import('node:http');
+  const query = new URLSearchParams({ response_type: 'code', client_id: 'pre-registered', redirect_uri: 'http://127.0.0.1:9/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's' });
+  const send = (headers: string[]) => new Promise<{ status: number; location?: string; body: string }>((resolve, reject) => {
+    // Raw header arrays keep duplicates; Node then adds no Host header of its own.
+    const req = httpRequest(`${url}/oauth/authorize?${query}`, { method: 'GET', headers: ['Host', new URL(url).host, ...headers] });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const twice = await send(['X-Forwarded-User', 'admin', 'X-Forwarded-User', 'ada']);
+  t.equal(twice.status, 400);
+  t.equal(twice.location, undefined, 'no code issued');
+  t.match(twice.body, /more than once/);
+  const groupsTwice = await send(['X-Forwarded-User', 'ada', 'X-Forwarded-Groups', 'dev', 'x-forwarded-groups', 'admin']);
+  t.equal(groupsTwice.status, 400);
+  const once = await send(['X-Forwarded-User', 'ada']);
+  t.equal(once.status, 302, 'a single header still works');
+  t.match(once.location, /code=/);
+});
