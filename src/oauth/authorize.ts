@@ -18,6 +18,8 @@ import type { ClientRecord, ClientRegistry } from './clients.js';
 export interface CodeRecord {
   clientId: string;
   redirectUri: string;
+  /** False when the request omitted redirect_uri (one registered URI was used); absent means true. */
+  redirectUriInRequest?: boolean;
   codeChallenge: string;
   scope: string;
   resource: string;
@@ -229,6 +231,7 @@ export class AuthorizeEndpoint {
     const record: CodeRecord = {
       clientId: v.client.client_id,
       redirectUri: v.redirectUri,
+      redirectUriInRequest: v.params.has('redirect_uri'),
       codeChallenge: v.codeChallenge,
       scope: v.scope.join(' '),
       resource: v.resource,

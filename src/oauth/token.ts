@@ -73,7 +73,9 @@ export class TokenEndpoint {
       throw invalidGrant('the authorization code is invalid, expired or already used');
     }
     if (record.clientId !== client.client_id) throw invalidGrant('the authorization code was issued to another client');
-    const redirectUri = form.get('redirect_uri');
+    // RFC 6749 §4.1.3: required, and identical, when the authorization request included it; a
+    // request that omitted it (the client's only registered URI was used) may omit it here too.
+    const redirectUri = form.get('redirect_uri') ?? (record.redirectUriInRequest === false ? record.redirectUri : undefined);
     if (redirectUri !== record.redirectUri) {
       throw invalidGrant('redirect_uri does not match the authorization request');
     }
