@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  REDIRECT, authorize, exchange, probeMcp, bearer, refresh, register, registerClient, startAsGateway, obtainTokens,
+  REDIRECT, authorize, exchange, postForm, probeMcp, bearer, refresh, register, registerClient, startAsGateway, obtainTokens,
 } from '../helpers/oauth-as.js';
 
 const CURSOR = ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'];
@@ -287,4 +287,28 @@ t.test('loopback: port-less http://localhost/callback (Claude Code) and http://1
   const mismatch = await exchange(gw.issuer, claudeCode, auth.code!, auth.verifier, { redirect_uri: 'http://localhost:53125/callback' });
   t.equal(mismatch.status, 400);
   t.equal(mismatch.json.error, 'invalid_grant');
+});
+
+t.test('redirect_uri omitted: allowed with one registered URI, and then optional at the token endpoint (RFC 6749 §4.1.3)', async (t) => {
+  const gw = await startAsGateway(t);
+  const single = await registerClient(gw.issuer, { client_name: 'one redirect' });
+  const omitted = await authorize(gw.issuer, single, { params: { redirect_uri: undefined } });
+  t.equal(omitted.status, 302);
+  t.equal(`${omitted.location?.origin}${omitted.location?.pathname}`, REDIRECT, 'the registered URI is used');
+  const both = await postForm(`${gw.issuer}/oauth/token`, { grant_type: 'authorization_code', code: omitted.code!, code_verifier: omitted.verifier, client_id: single });
+  t.equal(both.status, 200, `omitted in both requests: ${both.text}`);
+
+  const omittedThenWrong = await authorize(gw.issuer, single, { params: { redirect_uri: undefined } });
+  const wrong = await exchange(gw.issuer, single, omittedThenWrong.code!, omittedThenWrong.verifier, { redirect_uri: 'http://127.0.0.1:43210/other' });
+  t.equal(wrong.json.error, 'invalid_grant', 'a different one at the token endpoint is refused');
+
+  const sentThenOmitted = await authorize(gw.issuer, single);
+  const missing = await postForm(`${gw.issuer}/oauth/token`, { grant_type: 'authorization_code', code: sentThenOmitted.code!, code_verifier: sentThenOmitted.verifier, client_id: single });
+  t.equal(missing.status, 400);
+  t.equal(missing.json.error, 'invalid_grant', 'sent at authorize → required at the token endpoint');
+
+  const several = await registerClient(gw.issuer, { client_name: 'two redirects', redirect_uris: [REDIRECT, 'http://127.0.0.1:43210/other'] });
+  const ambiguous = await authorize(gw.issuer, several, { params: { redirect_uri: undefined } });
+  t.equal(ambiguous.status, 400, 'several registered URIs: redirect_uri is required');
+  t.equal(ambiguous.location, undefined);
 });
