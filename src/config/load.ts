@@ -5,6 +5,7 @@ import { ConfigError, UserError, type ConfigProblem } from '../errors.js';
 import { compileGlobs } from '../acl/compile.js';
 import { isLoopbackAddress, parseCidr } from '../http/peer.js';
 import { pointer, redactPath, tokenLabel, validateServersDocument } from '../validation.js';
+import { validateRedirectPattern } from '../oauth/redirect-uri.js';
 import { applyCompat } from './compat.js';
 import { expandEnv } from './expand.js';
 import type {
@@ -346,6 +347,7 @@ class Checks {
 
   /** Checks one redirect URI (or allowlist pattern, where `*` is allowed in the path). */
   private redirectPattern(at: string, value: string, pattern: boolean): void {
+    const before = this.problems.length;
     let url: URL;
     try {
       url = new URL(value);
@@ -363,6 +365,12 @@ class Checks {
     if (!pattern && value.includes('*')) this.error(at, 'must be a concrete URI, not a pattern');
     if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
       this.error(at, 'http is allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); use https');
+      return;
+    }
+    // The Authorization Server compiles the allowlist with these exact rules: what passes here boots.
+    if (pattern && this.problems.length === before) {
+      const problem = validateRedirectPattern(value);
+      if (problem) this.error(at, problem);
     }
   }
 

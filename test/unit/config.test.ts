@@ -83,7 +83,7 @@ t.test('valid-full.jsonc loads with defaults applied', async (t) => {
       { subjects: ['mallory@*'], prompts: ['*'], policy: 'deny' },
     ],
   });
-  t.same(config.stateStore, { type: 'file', keyPrefix: 'gatehouse:', path: path.join(FIXTURES, 'state/auth.json') });
+  t.same(config.stateStore, { type: 'file', configured: true, keyPrefix: 'gatehouse:', path: path.join(FIXTURES, 'state/auth.json') });
   t.same(config.http, {
     allowedOrigins: ['https://app.example.com'], allowedHosts: [], mcpBodyLimitBytes: 1048576,
     oauthBodyLimitBytes: 65536, sessionIdleTimeoutSeconds: 86400, shutdownGraceSeconds: 10,
@@ -103,14 +103,14 @@ t.test('a minimal config gets every default', async (t) => {
     command: 'a', args: [], env: {}, cwd: '/srv/gw',
   });
   t.equal(config.acl, undefined);
-  t.same(config.stateStore, { type: 'file', keyPrefix: 'gatehouse:', path: '/srv/gw/auth_server.json' });
+  t.same(config.stateStore, { type: 'file', configured: false, keyPrefix: 'gatehouse:', path: '/srv/gw/auth_server.json' });
   t.same(config.aggregation, { nameMaxLength: 64, startupWaitMs: 3000 });
   t.equal(config.http.mcpBodyLimitBytes, 4194304);
 
   const viaEnv = parseConfigText('{"mcpServers": {}}', 'inline', '/srv/gw', { MCP_AUTH_SERVER_PATH: '/var/lib/gatehouse/state.json' });
   t.equal(viaEnv.config.stateStore.path, '/var/lib/gatehouse/state.json', 'MCP_AUTH_SERVER_PATH when stateStore.path is absent');
   const redis = parseConfigText('{"mcpServers": {}, "stateStore": {"type": "redis", "url": "${REDIS_URL}"}}', 'inline', '/x', { REDIS_URL: 'redis://r:6379' });
-  t.same(redis.config.stateStore, { type: 'redis', keyPrefix: 'gatehouse:', url: 'redis://r:6379' });
+  t.same(redis.config.stateStore, { type: 'redis', configured: true, keyPrefix: 'gatehouse:', url: 'redis://r:6379' });
 });
 
 t.test('warnings: serverAuth blocks, forwarded trust, missing acl', async (t) => {
