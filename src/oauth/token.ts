@@ -174,9 +174,10 @@ export class RevocationEndpoint {
     const client = await this.deps.clients.authenticate(req, form);
     const token = form.get('token');
     if (!token) throw invalidRequest('token is required');
-    const hint = form.get('token_type_hint');
+    // token_type_hint is only a hint (RFC 7009 §2.1: a wrong one must not stop the search); the two
+    // formats cannot be confused, so both are always tried.
     let sid: string | undefined;
-    const refresh = hint === 'access_token' ? undefined : this.deps.refreshTokens.parse(token);
+    const refresh = this.deps.refreshTokens.parse(token);
     if (refresh) sid = refresh.sid;
     else if (this.deps.accessTokens.isOurs(token)) {
       try {
