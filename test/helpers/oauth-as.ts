@@ -78,9 +78,8 @@ export async function startAsGateway(t: Tap, options: AsGatewayOptions = {}): Pr
 }
 
 /**
- * `browse` from helpers/oauth.ts, except that `localAddress` really changes the source address:
- * undici ignores `new Agent({ connect: { localAddress } })` (its connector overwrites it with the
- * client-level `localAddress` option, undefined there), so the address must be given at the top level.
+ * `browse` from helpers/oauth.ts plus extra request headers (spoofing tests). `localAddress` goes at
+ * the Agent's top level: undici overwrites `connect: { localAddress }` with the client-level option.
  */
 export async function browse(authorizationUrl: URL | string, identity: BrowserIdentity, extraHeaders: Record<string, string> = {}): Promise<{ status: number; location?: string; body: string }> {
   if (!identity.localAddress && Object.keys(extraHeaders).length === 0) return browseLoopback(authorizationUrl, identity);

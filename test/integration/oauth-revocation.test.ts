@@ -53,6 +53,16 @@ t.test('revoking an access token revokes its family (without a hint, and with on
   }
 });
 
+t.test('a wrong token_type_hint does not stop the search (RFC 7009 §2.1)', async (t) => {
+  const { clientId, tokens } = await obtainTokens(issuer);
+  const res = await revoke(issuer, clientId, tokens.refresh_token, 'access_token');
+  t.equal(res.status, 200);
+  const refreshed = await refresh(issuer, clientId, tokens.refresh_token);
+  t.equal(refreshed.status, 400, 'the refresh token was revoked despite the access_token hint');
+  t.equal(refreshed.json.error, 'invalid_grant');
+  t.equal((await waitUntilRefused(mcpUrl, tokens.access_token, 3500)).status, 401);
+});
+
 t.test('an unknown or malformed token → 200, nothing else happens', async (t) => {
   const { clientId, tokens } = await obtainTokens(issuer);
   for (const token of ['no-such-token', 'a.b.c', `${tokens.refresh_token.split('.')[0]}.9.${'A'.repeat(43)}`, 'eyJhbGciOiJIUzI1NiJ9.e30.x']) {
