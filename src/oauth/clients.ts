@@ -81,6 +81,16 @@ export class ClientRegistry {
     return this.store.get<ClientRecord>('clients', clientId);
   }
 
+  /**
+   * Whether tokens of this client may still be used: pre-registered clients always (until the
+   * config changes), metadata-document clients while documents are enabled, stored ones while stored.
+   */
+  async exists(clientId: string): Promise<boolean> {
+    if (this.preRegistered.has(clientId)) return true;
+    if (clientId.startsWith('https://')) return this.config.clientIdMetadataDocuments.enabled;
+    return (await this.store.get<ClientRecord>('clients', clientId)) !== undefined;
+  }
+
   /** Records use of a stored client (first token, last use) so reaping spares it. */
   async touch(client: ClientRecord, now = Date.now()): Promise<void> {
     if (client.source !== 'dcr') return;

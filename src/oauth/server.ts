@@ -59,7 +59,7 @@ export class AuthorizationServer {
     const clients = new ClientRegistry(store, config, this.cimd, logger, options.seedClients);
     const accessTokens = new AccessTokens({ secret, issuer, audience: issuer + MCP_PATH, ttlSeconds: config.accessTokenTtlSeconds });
     const refreshTokens = new RefreshTokens(secret);
-    this.provider = createOAuthJwtProvider({ tokens: accessTokens, store });
+    this.provider = createOAuthJwtProvider({ tokens: accessTokens, store, clientExists: (id) => clients.exists(id) });
     this.paths = discoveryPaths(config);
     this.asMetadata = JSON.stringify(authorizationServerMetadata(config, clients.hasConfidentialClients));
     this.prMetadata = JSON.stringify(protectedResourceMetadata(config));

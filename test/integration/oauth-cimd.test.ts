@@ -13,7 +13,6 @@ import { answer, selfSignedCertificate, startScriptedHttps, type ScriptedHttps }
 import { requireSystemBinary } from '../helpers/system.js';
 
 /** See oauth-registration.test.ts: the oauth_as provider finds only stored (DCR) clients. */
-const CIMD_MCP_BUG = { todo: 'oauth_as provider looks clients up in the store only: CIMD clients are refused on /mcp' };
 
 if (requireSystemBinary(t, { names: ['openssl'], debianPackage: 'openssl' })) {
   const credentials = selfSignedCertificate(t.testdir());
@@ -72,7 +71,7 @@ if (requireSystemBinary(t, { names: ['openssl'], debianPackage: 'openssl' })) {
 
     const refreshed = await refresh(issuer, url, provider.savedTokens!.refresh_token!);
     t.equal(refreshed.status, 200, 'the CIMD client refreshes');
-    t.equal((await probeMcp(mcpUrl, bearer(provider.savedTokens!.access_token))).status, 200, 'the access token works on /mcp', CIMD_MCP_BUG);
+    t.equal((await probeMcp(mcpUrl, bearer(provider.savedTokens!.access_token))).status, 200, 'the access token works on /mcp');
     const second = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
     const connected = new Client({ name: 'cimd-test', version: '1.0.0' });
     try {
@@ -80,7 +79,7 @@ if (requireSystemBinary(t, { names: ['openssl'], debianPackage: 'openssl' })) {
       t.ok((await connected.listTools()).tools.length > 0, 'tools listed');
       await connected.close();
     } catch (error) {
-      t.fail(`second connect failed: ${(error as Error).message}`, CIMD_MCP_BUG);
+      t.fail(`second connect failed: ${(error as Error).message}`);
     }
   });
 

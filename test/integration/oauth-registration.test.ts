@@ -204,19 +204,10 @@ const PRE_PUBLIC = { client_id: 'cli-public', client_name: 'Pre-registered CLI',
 const PRE_SECRET = 'pre-registered-secret-0123456789-abcdef';
 const PRE_CONFIDENTIAL = { client_id: 'ci-bot', client_name: 'CI', redirect_uris: [REDIRECT], client_secret: PRE_SECRET, token_endpoint_auth_method: 'client_secret_basic' };
 
-/**
- * KNOWN BUG (reported, not in this suite's files): the oauth_as provider checks that a token's
- * client exists with `store.get('clients', client_id)` (src/auth/providers/oauth-jwt.ts, wired in
- * src/oauth/server.ts), but pre-registered clients (config, MCP_AUTH_SERVER_CONFIG) and CIMD clients
- * are not in the store: their access tokens are issued and then refused on /mcp as "client no
- * longer registered". The /mcp assertions for them are marked todo until the provider asks the
- * ClientRegistry instead.
- */
-const PRE_REGISTERED_MCP_BUG = { todo: 'oauth_as provider looks clients up in the store only: pre-registered and CIMD clients are refused on /mcp' };
 
 async function preRegisteredFlows(t: Test, issuer: string, mcpUrl: string, prefix: string): Promise<void> {
   const pub = await obtainTokens(issuer, `${prefix}cli-public`);
-  t.equal((await probeMcp(mcpUrl, bearer(pub.tokens.access_token))).status, 200, 'public pre-registered client', PRE_REGISTERED_MCP_BUG);
+  t.equal((await probeMcp(mcpUrl, bearer(pub.tokens.access_token))).status, 200, 'public pre-registered client');
   t.equal((await refresh(issuer, pub.clientId, pub.tokens.refresh_token)).status, 200, 'public pre-registered client refreshes');
   const id = `${prefix}ci-bot`;
   const auth = await authorize(issuer, id);
@@ -227,7 +218,7 @@ async function preRegisteredFlows(t: Test, issuer: string, mcpUrl: string, prefi
   const basic = { authorization: `Basic ${Buffer.from(`${id}:${PRE_SECRET}`).toString('base64')}` };
   const ok = await exchange(issuer, id, auth2.code!, auth2.verifier, {}, basic);
   t.equal(ok.status, 200, ok.text);
-  t.equal((await probeMcp(mcpUrl, bearer(ok.json.access_token as string))).status, 200, 'confidential pre-registered client', PRE_REGISTERED_MCP_BUG);
+  t.equal((await probeMcp(mcpUrl, bearer(ok.json.access_token as string))).status, 200, 'confidential pre-registered client');
   t.equal((await refresh(issuer, id, ok.json.refresh_token as string, basic)).status, 200, 'confidential pre-registered client refreshes');
 }
 

@@ -42,6 +42,12 @@ export interface OAuthJwtProviderOptions {
   maxCacheEntries?: number;
   /** ms since epoch; injectable for tests. */
   clock?: () => number;
+  /**
+   * Whether a client still exists. Default: a record in the store's `clients` namespace. The
+   * Authorization Server passes its registry, which also knows pre-registered clients (config and
+   * MCP_AUTH_SERVER_CONFIG) and Client ID Metadata Document clients, neither of which is stored.
+   */
+  clientExists?: (clientId: string) => Promise<boolean>;
 }
 
 const NAME = 'oauth_as';
@@ -122,8 +128,9 @@ export function createOAuthJwtProvider(options: OAuthJwtProviderOptions): AuthPr
     const record = await store.get<SessionRecord>('sessions', sid);
     return record !== undefined && record.clientId === clientId;
   }, cacheMs, graceMs, maxEntries, clock);
+  const clientExists = options.clientExists ?? (async (clientId: string) => (await store.get<object>('clients', clientId)) !== undefined);
   const clients = new ExistenceCache('client', async (clientId) => {
-    return (await store.get<object>('clients', clientId)) !== undefined;
+    return clientExists(clientId);
   }, cacheMs, graceMs, maxEntries, clock);
 
   return {
