@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { OAuthAsConfig, PreRegisteredClientConfig } from '../config/types.js';
-import type { StateStore } from '../store/types.js';
+import { StoreUnavailableError, type StateStore } from '../store/types.js';
 import type { Logger } from '../log.js';
 import type { AuthProvider } from '../auth/types.js';
 import { compileCidrMatcher, normalizePeerAddress } from '../http/peer.js';
 import { createOAuthJwtProvider } from '../auth/providers/oauth-jwt.js';
 import { OAuthError } from './errors.js';
 import { discoveryCors, readForm, readJson, sendJson, sendOAuthError } from './http.js';
+import { sendErrorPage } from './pages.js';
 import { authorizationServerMetadata, discoveryPaths, ENDPOINTS, issuerOf, protectedResourceMetadata, MCP_PATH } from './metadata.js';
 import { compileRedirectAllowlist } from './redirect-uri.js';
 import { AccessTokens } from './tokens.js';
@@ -107,7 +108,13 @@ export class AuthorizationServer {
       return true;
     }
     if (path === ENDPOINTS.authorize) {
-      await this.authorize.handle(req, res);
+      try {
+        await this.authorize.handle(req, res);
+      } catch (error) {
+        if (!(error instanceof StoreUnavailableError) || res.headersSent) throw error;
+        this.options.logger.warn({ path, err: error.message }, 'authorize: state store unavailable');
+        sendErrorPage(res, 503, 'Sign-in is temporarily unavailable', 'The gateway cannot reach its state store right now. Try again in a moment.');
+      }
       return true;
     }
     if (path !== ENDPOINTS.token && path !== ENDPOINTS.register && path !== ENDPOINTS.revoke) return false;
@@ -143,6 +150,9 @@ export class AuthorizationServer {
       if (error instanceof OAuthError) {
         if (error.status >= 500 || error.code === 'invalid_client') this.options.logger.info({ path, error: error.code, detail: error.detail ?? error.description }, 'oauth request refused');
         sendOAuthError(res, error);
+      } else if (error instanceof StoreUnavailableError) {
+        this.options.logger.warn({ path, err: error.message }, 'oauth endpoint: state store unavailable');
+        sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'the gateway cannot reach its state store; try again shortly' }, { 'retry-after': '5' });
       } else {
         this.options.logger.error({ path, err: (error as Error).message }, 'oauth endpoint failed');
         sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });

@@ -92,3 +92,14 @@ export interface StateStore {
   /** Flushes pending writes and releases resources. */
   close(): Promise<void>;
 }
+
+/**
+ * Thrown by a store that cannot reach its backend (Redis down). Callers answer 503 and keep going
+ * with what they can do without the store; it is never a reason to accept a credential.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
