@@ -5,7 +5,8 @@ import { ProviderChain } from './auth/chain.js';
 import { createProviders, challengeFor } from './auth/index.js';
 import { Backend } from './backends/backend.js';
 import { closeDispatchers } from './backends/dispatcher.js';
-import { HttpFront } from './http/server.js';
+import { HttpFront, type HttpRoutes } from './http/server.js';
+import { createAdminApi } from './http/admin-api.js';
 import { compileOriginPolicy } from './http/origin.js';
 import { createLogger, type Logger } from './log.js';
 import { Catalogue } from './mcp/catalogue.js';
@@ -13,7 +14,9 @@ import { McpFront } from './mcp/front.js';
 import { Notifier } from './mcp/notifier.js';
 import { Router } from './mcp/router.js';
 import { SessionRegistry, type FrontSession } from './mcp/session.js';
+import { SessionIds, sessionSecret } from './mcp/session-id.js';
 import { AuthorizationServer } from './oauth/server.js';
+import { AuthAdmin } from './oauth/admin.js';
 import type { CimdOptions } from './oauth/cimd.js';
 import { openStore, parseInlineSeed } from './store/index.js';
 import type { StateStore } from './store/types.js';
@@ -79,18 +82,26 @@ export class Gateway {
       audit: this.audit,
     });
     const front = new McpFront({ router, sessions: this.sessions, logger, bodyLimit: () => this.derived.config.http.mcpBodyLimitBytes });
+    const authenticate: HttpRoutes['authenticate'] = async (request) => {
+      const outcome = await this.derived.chain.authenticate(request);
+      this.audit.info(outcome.ok
+        ? { event: 'auth', decision: 'allow', via: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
+        : { event: 'auth', decision: 'deny', provider: outcome.provider, reason: outcome.reason }, 'authentication');
+      return outcome;
+    };
+    // /admin/api/*: the same ProviderChain as /mcp plus the `admin` role; 404 without the AS.
+    const adminApi = createAdminApi({
+      admin: oauth ? new AuthAdmin({ store: oauth.store, preRegistered: () => oauth.authServer.clients.preRegisteredClients() }) : undefined,
+      authenticate,
+      audit,
+      logger,
+    });
     this.http = new HttpFront({
-      authenticate: async (request) => {
-        const outcome = await this.derived.chain.authenticate(request);
-        this.audit.info(outcome.ok
-          ? { event: 'auth', decision: 'allow', via: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
-          : { event: 'auth', decision: 'deny', provider: outcome.provider, reason: outcome.reason }, 'authentication');
-        return outcome;
-      },
+      authenticate,
       mcp: (req, res, identity) => front.handle(req, res, identity),
       originPolicy: () => this.derived.originPolicy,
       readiness: () => this.readiness(),
-      extra: oauth ? (req, res, path) => oauth.authServer.handle(req, res, path) : undefined,
+      extra: async (req, res, path) => (await adminApi(req, res, path)) || (oauth ? oauth.authServer.handle(req, res, path) : false),
     }, logger);
   }
 
@@ -109,6 +120,7 @@ export class Gateway {
       throw error;
     }
     gateway.onReload = (config) => (limits.oauthBody = config.http.oauthBodyLimitBytes);
+    gateway.shareSessions();
     gateway.sessions.start();
     gateway.setBackends(options.config.backends.map((c) => gateway.createBackend(c)));
     gateway.address = await gateway.http.listen(options.port ?? 8080, host);
@@ -116,6 +128,20 @@ export class Gateway {
   }
 
   private onReload?: (config: GatewayConfig) => void;
+
+  /**
+   * Makes MCP sessions portable between replicas: ids every replica can verify, and terminations
+   * recorded in the state store when there is one.
+   */
+  private shareSessions(): void {
+    const tokens = Object.keys(this.derived.config.serverAuth.bearer?.tokens ?? {});
+    const ids = new SessionIds(sessionSecret(this.oauth?.authServer.secret, tokens));
+    const store = this.oauth?.store;
+    this.sessions.share(ids, store ? {
+      mark: (key, ttlSeconds) => store.put('mcpSessions', key, { terminated: true }, ttlSeconds),
+      isTerminated: async (key) => (await store.get('mcpSessions', key)) !== undefined,
+    } : undefined);
+  }
 
   /**
    * The Authorization Server, when `oauth_as` is among the providers: the state store (the

@@ -5,6 +5,7 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
+  ProgressNotificationSchema,
   type ClientCapabilities,
   McpError,
   ErrorCode,
@@ -82,6 +83,9 @@ export class Backend {
   private resolveFirstAttempt!: () => void;
   private refreshing = new Map<ListKind, Promise<void>>();
   private generation = 0;
+  /** Progress callbacks by the progress token we sent to the backend. */
+  private readonly progressHandlers = new Map<string, (progress: Progress) => void>();
+  private nextProgressToken = 0;
 
   constructor(
     readonly config: BackendConfig,
@@ -160,6 +164,12 @@ export class Backend {
     const capabilities = this.options.clientCapabilities ?? {};
     const client = new Client(GATEWAY_INFO, { capabilities });
     client.fallbackNotificationHandler = async (notification) => this.handleNotification(notification);
+    // Progress is routed by our own token map: the SDK forgets a request's progress handler as soon
+    // as its response arrives, dropping a last notification that came in the same read.
+    client.setNotificationHandler(ProgressNotificationSchema, (notification) => {
+      const { progressToken, ...progress } = notification.params;
+      this.progressHandlers.get(String(progressToken))?.(progress as Progress);
+    });
     const forward = this.options.onServerRequest;
     if (forward) {
       const handle = async (request: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) =>
@@ -274,13 +284,32 @@ export class Backend {
     if (!client) {
       throw new McpError(ErrorCode.InternalError, `Backend "${this.name}" is unavailable${this.lastError ? ` (${this.lastError})` : ''}`);
     }
-    return (await client.request({ method, params } as never, ResultSchema, {
-      signal: options.signal,
-      onprogress: options.onprogress,
-      timeout: this.timeoutMs,
-      resetTimeoutOnProgress: true,
-      maxTotalTimeout: this.timeoutMs * 10,
-    })) as Record<string, unknown>;
+    if (!options.onprogress) {
+      return (await client.request({ method, params } as never, ResultSchema, { signal: options.signal, timeout: this.timeoutMs })) as Record<string, unknown>;
+    }
+    // With progress, the deadline restarts on every notification (bounded by ten times the timeout).
+    const token = `gatehouse-${++this.nextProgressToken}`;
+    const deadline = new AbortController();
+    const started = Date.now();
+    let timer = setTimeout(() => deadline.abort(), this.timeoutMs);
+    const onprogress = options.onprogress;
+    this.progressHandlers.set(token, (progress) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => deadline.abort(), Math.max(0, Math.min(this.timeoutMs, started + this.timeoutMs * 10 - Date.now())));
+      onprogress(progress);
+    });
+    const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
+    try {
+      const meta = { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token };
+      return (await client.request({ method, params: { ...params, _meta: meta } } as never, ResultSchema, { signal, timeout: this.timeoutMs * 10 })) as Record<string, unknown>;
+    } catch (error) {
+      if (deadline.signal.aborted && !options.signal?.aborted) throw new McpError(ErrorCode.RequestTimeout, 'Request timed out');
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      // Notifications already read are delivered in microtasks queued before this continuation ran.
+      this.progressHandlers.delete(token);
+    }
   }
 
   async notify(notification: Notification): Promise<void> {

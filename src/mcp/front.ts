@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, type ClientCapabilities, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
 import { readBody, BodyError } from '../http/body.js';
 import { SseStream } from '../http/sse.js';
@@ -56,7 +56,7 @@ export class McpFront {
   }
 
   /** Common checks for requests that belong to an existing session. */
-  private sessionFor(req: IncomingMessage, res: ServerResponse, identity: Identity): FrontSession | undefined {
+  private async sessionFor(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<FrontSession | undefined> {
     const version = header(req, 'mcp-protocol-version');
     if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       httpError(res, 400, ErrorCode.InvalidRequest, `Bad Request: unsupported MCP-Protocol-Version "${version}" (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
@@ -67,7 +67,7 @@ export class McpFront {
       httpError(res, 400, ErrorCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
-    const session = this.deps.sessions.get(id, ownerKeyOf(identity));
+    const session = await this.deps.sessions.resolve(id, ownerKeyOf(identity));
     if (!session) {
       // Unknown, expired, terminated and someone else's sessions look the same.
       httpError(res, 404, ErrorCode.InvalidRequest, 'Session not found');
@@ -102,7 +102,7 @@ export class McpFront {
       return this.initialize(initialize, res, identity);
     }
 
-    const session = this.sessionFor(req, res, identity);
+    const session = await this.sessionFor(req, res, identity);
     if (!session) return;
 
     const requests: JsonRpcMessage[] = [];
@@ -149,7 +149,9 @@ export class McpFront {
     const params = message.params ?? {};
     const requested = typeof params.protocolVersion === 'string' ? params.protocolVersion : '';
     const version = SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
-    const session = new FrontSession(ownerKeyOf(identity), version, (params.capabilities ?? {}) as never, params.clientInfo as never);
+    const ownerKey = ownerKeyOf(identity);
+    const capabilities = (params.capabilities ?? {}) as ClientCapabilities;
+    const session = new FrontSession(this.deps.sessions.newId(ownerKey, version, capabilities), ownerKey, version, capabilities, params.clientInfo as never);
     this.deps.sessions.add(session);
     const result = {
       protocolVersion: version,
@@ -216,21 +218,21 @@ export class McpFront {
     }
   }
 
-  private get(req: IncomingMessage, res: ServerResponse, identity: Identity): void {
+  private async get(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> {
     if (!/text\/event-stream/i.test(String(req.headers.accept ?? ''))) {
       return httpError(res, 406, ErrorCode.InvalidRequest, 'Not Acceptable: Accept must include text/event-stream');
     }
-    const session = this.sessionFor(req, res, identity);
+    const session = await this.sessionFor(req, res, identity);
     if (!session) return;
     const stream = new SseStream(res, { keepalive: true });
     session.getStreams.add(stream);
     stream.onClose(() => session.getStreams.delete(stream));
   }
 
-  private delete(req: IncomingMessage, res: ServerResponse, identity: Identity): void {
-    const session = this.sessionFor(req, res, identity);
+  private async delete(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> {
+    const session = await this.sessionFor(req, res, identity);
     if (!session) return;
-    this.deps.sessions.delete(session.id);
+    await this.deps.sessions.terminate(session.id);
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   }
 }

@@ -1,4 +1,5 @@
-import { randomToken } from '../crypto/random.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { SessionIds } from './session-id.js';
 import type { Identity } from '../auth/types.js';
 import type { SseStream } from '../http/sse.js';
 import { McpError, ErrorCode, type ClientCapabilities, type Implementation, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
@@ -22,8 +23,9 @@ export interface InflightRequest {
  * every request is authenticated before the session is even looked up.
  */
 export class FrontSession {
-  readonly id = randomToken(24);
   initialized = false;
+  /** When another replica's termination was last checked for (ms). */
+  terminationCheckedAt = Date.now();
   logLevel?: LoggingLevel;
   lastSeen = Date.now();
   readonly getStreams = new Set<SseStream>();
@@ -35,6 +37,7 @@ export class FrontSession {
   private nextClientRequestId = 0;
 
   constructor(
+    readonly id: string,
     readonly ownerKey: string,
     readonly protocolVersion: string,
     readonly clientCapabilities: ClientCapabilities,
@@ -112,6 +115,14 @@ export class FrontSession {
   }
 }
 
+function randomId(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+function terminationKey(id: string): string {
+  return createHash('sha256').update(id).digest('base64url');
+}
+
 export function ownerKeyOf(identity: Identity): string {
   return JSON.stringify([identity.via, identity.subject, identity.clientId ?? '']);
 }
@@ -120,12 +131,72 @@ export function requestKey(id: string | number): string {
   return typeof id === 'number' ? `n:${id}` : `s:${id}`;
 }
 
-/** All live sessions of this process, with idle expiry. */
+/** Where session terminations are recorded so that every replica honours them (the state store). */
+export interface TerminationLog {
+  mark(key: string, ttlSeconds: number): Promise<void>;
+  isTerminated(key: string): Promise<boolean>;
+}
+
+const TERMINATION_CHECK_MS = 2000;
+
+/**
+ * All live sessions of this process, with idle expiry. Sessions created on another replica are
+ * rebuilt from their (MAC'd) id on first sight; DELETE is recorded in the termination log so every
+ * replica answers 404 for that id within a couple of seconds.
+ */
 export class SessionRegistry {
   private readonly sessions = new Map<string, FrontSession>();
   private reaper?: NodeJS.Timeout;
+  private termination?: TerminationLog;
+  private ids?: SessionIds;
+  /** Ids terminated here, so they are never rebuilt from their id (bounded; oldest dropped first). */
+  private readonly terminatedHere = new Set<string>();
 
   constructor(private idleTimeoutMs: number) {}
+
+  /** Enables sessions that survive a change of replica. */
+  share(ids: SessionIds, termination?: TerminationLog): void {
+    this.ids = ids;
+    this.termination = termination;
+  }
+
+  /** A new session id for this owner (portable when sharing is enabled). */
+  newId(ownerKey: string, protocolVersion: string, capabilities: ClientCapabilities): string {
+    return this.ids ? this.ids.mint({ owner: SessionIds.ownerDigest(ownerKey), protocolVersion, capabilities }) : randomId();
+  }
+
+  /**
+   * The session `id` for `ownerKey`: a local one, or one rebuilt from a genuine id minted by
+   * another replica for the same owner; undefined when unknown, terminated or someone else's.
+   */
+  async resolve(id: string, ownerKey: string): Promise<FrontSession | undefined> {
+    let session = this.get(id, ownerKey);
+    if (!session && !this.sessions.has(id) && this.ids && !this.terminatedHere.has(id)) {
+      const claims = this.ids.parse(id);
+      if (!claims || claims.owner !== SessionIds.ownerDigest(ownerKey)) return undefined;
+      if (this.termination && (await this.termination.isTerminated(terminationKey(id)))) return undefined;
+      session = new FrontSession(id, ownerKey, claims.protocolVersion, claims.capabilities, undefined);
+      session.initialized = true;
+      this.sessions.set(id, session);
+      return session;
+    }
+    if (session && this.termination && Date.now() - session.terminationCheckedAt > TERMINATION_CHECK_MS) {
+      session.terminationCheckedAt = Date.now();
+      if (await this.termination.isTerminated(terminationKey(id)).catch(() => false)) {
+        this.delete(id);
+        return undefined;
+      }
+    }
+    return session;
+  }
+
+  /** Ends a session here and, through the termination log, on every other replica. */
+  async terminate(id: string): Promise<void> {
+    this.delete(id);
+    if (this.terminatedHere.size >= 100_000) this.terminatedHere.delete(this.terminatedHere.values().next().value!);
+    this.terminatedHere.add(id);
+    await this.termination?.mark(terminationKey(id), Math.ceil(this.idleTimeoutMs / 1000) * 7).catch(() => {});
+  }
 
   start(): void {
     this.reaper = setInterval(() => this.reapIdle(), Math.min(60_000, Math.max(1000, this.idleTimeoutMs / 4)));

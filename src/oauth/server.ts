@@ -42,6 +42,8 @@ const REAP_INTERVAL_MS = 10 * 60_000;
  */
 export class AuthorizationServer {
   readonly provider: AuthProvider;
+  /** Every client the AS knows (pre-registered, metadata documents, registered); the admin API reads it. */
+  readonly clients: ClientRegistry;
   private readonly paths: ReturnType<typeof discoveryPaths>;
   private readonly asMetadata: string;
   private readonly prMetadata: string;
@@ -52,12 +54,16 @@ export class AuthorizationServer {
   private readonly cimd: ClientMetadataDocuments;
   private readonly reaper: NodeJS.Timeout;
 
+  /** The signing secret, from which other shared keys (MCP session ids) are derived. */
+  readonly secret: Uint8Array;
+
   private constructor(private readonly options: AuthorizationServerOptions, secret: Uint8Array) {
+    this.secret = secret;
     const { config, store, logger, audit } = options;
     const issuer = issuerOf(config);
     const redirectAllowed = compileRedirectAllowlist(config.redirectUriAllowlist);
     this.cimd = new ClientMetadataDocuments(config, redirectAllowed, logger, options.cimd);
-    const clients = new ClientRegistry(store, config, this.cimd, logger, options.seedClients);
+    const clients = (this.clients = new ClientRegistry(store, config, this.cimd, logger, options.seedClients));
     const accessTokens = new AccessTokens({ secret, issuer, audience: issuer + MCP_PATH, ttlSeconds: config.accessTokenTtlSeconds });
     const refreshTokens = new RefreshTokens(secret);
     this.provider = createOAuthJwtProvider({ tokens: accessTokens, store, clientExists: (id) => clients.exists(id) });

@@ -1,7 +1,7 @@
 import { decideRotation } from './rotation.js';
 import type { EphemeralNamespace, Namespace, RotateRequest, RotateResult, SessionRecord, StateStore } from './types.js';
 
-const NAMESPACES: readonly Namespace[] = ['clients', 'consents', 'sessions', 'codes', 'codeUses', 'ratelimit'];
+const NAMESPACES: readonly Namespace[] = ['clients', 'consents', 'sessions', 'codes', 'codeUses', 'ratelimit', 'mcpSessions'];
 
 /** One stored entry: the value (a private deep copy) and its expiry in ms since epoch. */
 export interface Entry {

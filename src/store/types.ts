@@ -13,7 +13,8 @@
  */
 
 export type PersistentNamespace = 'clients' | 'consents' | 'sessions';
-export type EphemeralNamespace = 'codes' | 'codeUses' | 'ratelimit';
+/** `mcpSessions`: termination markers of MCP sessions, so every replica answers 404 for them. */
+export type EphemeralNamespace = 'codes' | 'codeUses' | 'ratelimit' | 'mcpSessions';
 export type Namespace = PersistentNamespace | EphemeralNamespace;
 
 export const PERSISTENT_NAMESPACES: readonly PersistentNamespace[] = ['clients', 'consents', 'sessions'];

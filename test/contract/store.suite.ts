@@ -13,7 +13,7 @@ export interface StoreUnderTest {
   cleanup?: () => Promise<void>;
 }
 
-const ALL: readonly Namespace[] = ['clients', 'consents', 'sessions', 'codes', 'codeUses', 'ratelimit'];
+const ALL: readonly Namespace[] = ['clients', 'consents', 'sessions', 'codes', 'codeUses', 'ratelimit', 'mcpSessions'];
 const HOUR = 3_600_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
