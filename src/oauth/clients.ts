@@ -70,6 +70,11 @@ export class ClientRegistry {
     return this.preRegistered.has(clientId);
   }
 
+  /** The pre-registered clients (config and the MCP_AUTH_SERVER_CONFIG seed), read-only; for the admin surface. */
+  preRegisteredClients(): readonly Readonly<ClientRecord>[] {
+    return [...this.preRegistered.values()];
+  }
+
   /** Looks a client up; undefined when unknown. A CIMD fetch failure throws an OAuthError. */
   async get(clientId: string): Promise<ClientRecord | undefined> {
     const pre = this.preRegistered.get(clientId);
