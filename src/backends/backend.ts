@@ -59,6 +59,7 @@ export interface BackendRequestOptions {
 const GATEWAY_INFO = { name: 'gatehouse', version: '0.1.0' };
 const MAX_RESTART_DELAY_MS = 30_000;
 const MAX_PAGES = 100;
+const CONNECT_TIMEOUT_MS = 30_000;
 
 /**
  * One backend MCP server behind the gateway: an SDK `Client` over stdio, Streamable HTTP or SSE,
@@ -122,7 +123,8 @@ export class Backend {
       for (const candidate of transportCandidates(this.config, this.logger)) {
         const attempt = this.createClient();
         try {
-          await attempt.connect(candidate.make(), { timeout: this.timeoutMs });
+          // Starting a process (npx may even install it) can take longer than one request may.
+          await attempt.connect(candidate.make(), { timeout: Math.max(this.timeoutMs, CONNECT_TIMEOUT_MS) });
           client = attempt;
           describe = candidate.describe;
           break;
