@@ -5,6 +5,7 @@ import { serveCommand } from './serve.js';
 import { configCheckCommand } from './config-check.js';
 import { aclExplainCommand } from './acl-explain.js';
 import { healthcheckCommand } from './healthcheck.js';
+import { authCommandGroup } from './auth.js';
 
 function collectRoles(value: string): string[] {
   return value.split(',').map((r) => r.trim()).filter(Boolean);
@@ -54,6 +55,8 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       process.exitCode = await aclExplainCommand(opts);
     });
+
+  program.addCommand(authCommandGroup());
 
   const secret = program.command('secret').description('secrets');
   secret
