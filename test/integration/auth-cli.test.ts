@@ -109,10 +109,6 @@ function parseTable(t: Test, text: string): Array<Record<string, string>> {
   });
 }
 
-// About 25 CLI processes (each loads the whole program: ~1 s of CPU on a small machine) and two
-// server starts: more than the default per-file timeout on a busy 2-core runner.
-t.setTimeout(240_000);
-
 t.test('mcp auth against a running server, then directly on the stopped server\'s file store', async (t) => {
   const dir = t.testdir();
   const port = await freePort();
