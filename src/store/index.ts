@@ -3,12 +3,14 @@ import { UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { FileStore } from './file.js';
 import { MemoryStore } from './memory.js';
+import { RedisStore } from './redis.js';
 import type { StateStore } from './types.js';
 
 export type * from './types.js';
 export { PERSISTENT_NAMESPACES } from './types.js';
 export { FileStore } from './file.js';
 export { MemoryStore } from './memory.js';
+export { RedisStore } from './redis.js';
 export { decideRotation } from './rotation.js';
 
 /** Opens the configured state store (DESIGN.md §8). */
@@ -25,8 +27,12 @@ export async function openStore(config: StateStoreConfig, options: { logger: Log
     case 'memory':
       options.logger.warn('state store: memory. Client registrations and sessions will not survive a restart; users will have to reconnect their clients');
       return new MemoryStore();
-    case 'redis':
-      throw new UserError('stateStore: the redis state store arrives with the multi-replica work; use "file" or "memory" for now');
+    case 'redis': {
+      // Several replicas share this one (src/store/README.md, "The Redis store").
+      const url = config.url;
+      if (!url) throw new UserError('stateStore: the redis store needs a url (stateStore.url, e.g. "${REDIS_URL}")');
+      return RedisStore.open(url, { keyPrefix: config.keyPrefix, logger: options.logger });
+    }
     default:
       throw new UserError(`stateStore: unknown type ${JSON.stringify((config as { type: unknown }).type)}`);
   }
