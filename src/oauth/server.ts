@@ -66,7 +66,7 @@ export class AuthorizationServer {
     const clients = (this.clients = new ClientRegistry(store, config, this.cimd, logger, options.seedClients));
     const accessTokens = new AccessTokens({ secret, issuer, audience: issuer + MCP_PATH, ttlSeconds: config.accessTokenTtlSeconds });
     const refreshTokens = new RefreshTokens(secret);
-    this.provider = createOAuthJwtProvider({ tokens: accessTokens, store, clientExists: (id) => clients.exists(id) });
+    this.provider = createOAuthJwtProvider({ tokens: accessTokens, store, clientExists: (id) => clients.exists(id), outageGraceMs: store.kind === 'redis' ? 5 * 60_000 : undefined }); // Redis outage: /mcp trusts confirmations up to 5 min old, so revocations made during an outage bite once Redis is back (src/store/README.md)
     this.paths = discoveryPaths(config);
     this.asMetadata = JSON.stringify(authorizationServerMetadata(config, clients.hasConfidentialClients));
     this.prMetadata = JSON.stringify(protectedResourceMetadata(config));
