@@ -1,11 +1,14 @@
 /**
- * A real `redis-server` for the Redis store tests: on a free 127.0.0.1 port, its data in the test's
- * directory, killed at teardown. `stop()` / `restart()` simulate an outage on the same port and data
+ * A real `redis-server` for the Redis store tests: on a free 127.0.0.1 port, its data in a temporary
+ * directory, killed (and the directory removed) at teardown. `stop()` / `restart()` simulate an outage on the same port and data
  * directory (with `persistent: true` the server runs with `appendonly yes` + `appendfsync always`, so
  * every acknowledged write survives the restart).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from './oauth.js';
 import { requireSystemBinary, type SystemBinary } from './system.js';
 
@@ -13,7 +16,6 @@ export const REDIS_SERVER: SystemBinary = { names: ['redis-server'], debianPacka
 
 interface Tap {
   teardown(fn: () => unknown): void;
-  testdir(): string;
   plan(n: number, comment?: string): void;
   fail(message: string): unknown;
 }
@@ -42,7 +44,9 @@ export interface RedisServerOptions {
 export async function startRedis(t: Tap, options: RedisServerOptions = {}): Promise<RedisServer | undefined> {
   const binary = requireSystemBinary(t, REDIS_SERVER);
   if (!binary) return undefined;
-  const dir = t.testdir();
+  // Not t.testdir(): a later t.testdir() call in the same test (startAsGateway makes one) wipes it,
+  // which would delete the AOF under the running server.
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-redis-'));
   const port = await freePort();
   const args = [
     '--port', String(port),
@@ -77,7 +81,10 @@ export async function startRedis(t: Tap, options: RedisServerOptions = {}): Prom
     await gone;
   };
 
-  t.teardown(() => stop({ hard: true }));
+  t.teardown(async () => {
+    await stop({ hard: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
   await launch();
   return {
     port,
