@@ -105,9 +105,11 @@ export interface AuthAdminOptions {
 }
 
 interface State {
+  preRegistered: Map<string, Readonly<ClientRecord>>;
   stored: Map<string, ClientRecord>;
-  consents: Array<{ clientId: string; subject: string; record: ConsentRecord }>;
-  sessions: SessionRecord[];
+  /** Grouped by client id (listing 10,000 clients stays linear). */
+  consents: Map<string, Array<{ subject: string; record: ConsentRecord }>>;
+  sessions: Map<string, SessionRecord[]>;
 }
 
 /** Code-unit order: the same on every machine, whatever the locale. */
@@ -132,9 +134,8 @@ export class AuthAdmin {
    */
   async listClients(): Promise<ClientSummary[]> {
     const state = await this.load();
-    const ids = new Set<string>([...this.preRegisteredMap().keys(), ...state.stored.keys()]);
-    for (const { clientId } of state.consents) if (isMetadataDocumentId(clientId)) ids.add(clientId);
-    for (const { clientId } of state.sessions) if (isMetadataDocumentId(clientId)) ids.add(clientId);
+    const ids = new Set<string>([...state.preRegistered.keys(), ...state.stored.keys()]);
+    for (const clientId of [...state.consents.keys(), ...state.sessions.keys()]) if (isMetadataDocumentId(clientId)) ids.add(clientId);
     const order: Record<ClientSource, number> = { config: 0, dcr: 1, cimd: 2 };
     return [...ids]
       .map((id) => this.summarise(id, state)!)
@@ -147,7 +148,7 @@ export class AuthAdmin {
     const state = await this.load();
     const summary = this.summarise(clientId, state);
     if (!summary) throw unknownClient(clientId);
-    const record = this.preRegisteredMap().get(clientId) ?? state.stored.get(clientId);
+    const record = state.preRegistered.get(clientId) ?? state.stored.get(clientId);
     return {
       ...summary,
       redirect_uris: record ? [...record.redirect_uris] : [],
@@ -249,12 +250,14 @@ export class AuthAdmin {
       this.store.list<ConsentRecord>('consents'),
       this.liveSessions(),
     ]);
-    const parsed: State['consents'] = [];
+    const byClient: State['consents'] = new Map();
     for (const { key, value } of consents) {
       const k = parseConsentKey(key);
-      if (k) parsed.push({ ...k, record: value });
+      if (k) push(byClient, k.clientId, { subject: k.subject, record: value });
     }
-    return { stored: new Map(clients.map((e) => [e.key, e.value])), consents: parsed, sessions };
+    const sessionsByClient: State['sessions'] = new Map();
+    for (const session of sessions) push(sessionsByClient, session.clientId, session);
+    return { preRegistered: this.preRegisteredMap(), stored: new Map(clients.map((e) => [e.key, e.value])), consents: byClient, sessions: sessionsByClient };
   }
 
   private async summariseOne(clientId: string): Promise<ClientSummary | undefined> {
@@ -263,15 +266,15 @@ export class AuthAdmin {
 
   /** Undefined when nothing at all is known about this client id. */
   private summarise(clientId: string, state: State): ClientSummary | undefined {
-    const pre = this.preRegisteredMap().get(clientId);
+    const pre = state.preRegistered.get(clientId);
     const stored = state.stored.get(clientId);
-    const consents = state.consents.filter((c) => c.clientId === clientId);
-    const sessions = state.sessions.filter((s) => s.clientId === clientId);
+    const consents = state.consents.get(clientId) ?? [];
+    const sessions = state.sessions.get(clientId) ?? [];
     const record = pre ?? stored;
     if (!record && !(isMetadataDocumentId(clientId) && (consents.length > 0 || sessions.length > 0))) return undefined;
     const source: ClientSource = record?.source ?? 'cimd';
-    const lastUsed = Math.max(record?.lastUsedAt ?? 0, ...sessions.map((s) => s.lastUsedAt));
-    const firstSeen = Math.min(...consents.map((c) => c.record.grantedAt), ...sessions.map((s) => s.createdAt));
+    const lastUsed = sessions.reduce((max, s) => Math.max(max, s.lastUsedAt), record?.lastUsedAt ?? 0);
+    const firstSeen = Math.min(consents.reduce((min, c) => Math.min(min, c.record.grantedAt), Infinity), sessions.reduce((min, s) => Math.min(min, s.createdAt), Infinity));
     return {
       client_id: clientId,
       client_name: record?.client_name ?? null,
@@ -282,6 +285,12 @@ export class AuthAdmin {
       active_sessions: sessions.length,
     };
   }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 function sessionSummary(s: SessionRecord): SessionSummary {
