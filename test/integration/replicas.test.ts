@@ -1,0 +1,165 @@
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ROOT, FIXTURE_SERVER, connectClient, waitFor } from '../helpers/gateway.js';
+import { freePort, HeadlessOAuthProvider, connectWithOAuth } from '../helpers/oauth.js';
+import { authorize, bearer, exchange, probeMcp, refresh, registerClient, waitUntilRefused } from '../helpers/oauth-as.js';
+import { startRedis } from '../helpers/redis.js';
+
+const ADMIN = 'replicas-admin-token-000000000';
+const SECRET = 'replicas-shared-secret-0123456789-0123456789';
+const BIN = join(ROOT, 'bin', 'mcp.js');
+
+interface Tap {
+  teardown(fn: () => unknown): void;
+  testdir(): string;
+}
+
+/** A tiny loopback round-robin load balancer; counts which replica served each path. */
+async function roundRobin(t: Tap, upstreams: number[]): Promise<{ url: string; served: Array<{ replica: number; path: string }> }> {
+  let next = 0;
+  const served: Array<{ replica: number; path: string }> = [];
+  const server: Server = createServer((req, res) => {
+    const replica = next++ % upstreams.length;
+    served.push({ replica, path: (req.url ?? '').split('?')[0]! });
+    const upstream = httpRequest({ host: '127.0.0.1', port: upstreams[replica], method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.end();
+    });
+    req.pipe(upstream);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${port}`, served };
+}
+
+/** Runs `mcp serve` as its own process; resolves once it listens. */
+async function replica(t: Tap, configPath: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', `127.0.0.1:${port}`], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  let listening = false;
+  let log = '';
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    log += line + '\n';
+    if (line.includes('Gatehouse listening')) listening = true;
+  });
+  await waitFor(`replica on ${port} (${log.slice(-500)})`, () => listening, 30_000);
+  return child;
+}
+
+async function haSetup(t: Tap, redisUrl: string, extra: Record<string, unknown> = {}) {
+  const [portA, portB] = [await freePort(), await freePort()];
+  const lb = await roundRobin(t, [portA, portB]);
+  const configPath = join(t.testdir(), 'servers.json');
+  writeFileSync(configPath, JSON.stringify({
+    mcpServers: { fx: { command: process.execPath, args: [FIXTURE_SERVER, 'stdio'] } },
+    serverAuth: {
+      providers: ['bearer', 'oauth_as'],
+      bearer: { tokens: { [ADMIN]: { subject: 'root', roles: ['admin'] } } },
+      oauthAs: { issuerUrl: lb.url, jwtSecret: SECRET, injectedRoles: ['oauth-user'], refreshGraceSeconds: 2, ...extra },
+    },
+    acl: {
+      default: 'deny',
+      rules: [
+        { roles: ['admin'], tools: ['*'], policy: 'allow' },
+        { roles: ['engineering'], tools: ['fx__echo'], policy: 'allow' },
+        { roles: ['oauth-user'], tools: ['fx__structured'], policy: 'allow' },
+      ],
+    },
+    stateStore: { type: 'redis', url: redisUrl, keyPrefix: 'ha:' },
+  }));
+  await Promise.all([replica(t, configPath, portA), replica(t, configPath, portB)]);
+  return { lb, a: `http://127.0.0.1:${portA}`, b: `http://127.0.0.1:${portB}` };
+}
+
+t.test('two replicas on one Redis behave as one gateway', async (t) => {
+  const redis = await startRedis(t, { persistent: true });
+  if (!redis) return;
+  const { lb, a, b } = await haSetup(t, redis.url);
+  const issuer = lb.url;
+
+  await t.test('the SDK client completes the OAuth flow through a round-robin balancer', async (t) => {
+    const provider = new HeadlessOAuthProvider({ user: 'ada@example.com', groups: ['engineering'] });
+    const client = await connectWithOAuth(`${issuer}/mcp`, provider);
+    t.teardown(() => client.close());
+    const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
+    t.same(tools, ['fx__echo', 'fx__structured']);
+    for (let i = 0; i < 4; i++) {
+      const result = await client.callTool({ name: 'fx__echo', arguments: { text: `call ${i}` } });
+      t.match(JSON.stringify(result.content), new RegExp(`call ${i}`), `call ${i} answered (session shared by both replicas)`);
+    }
+    const replicasFor = (prefix: string) => new Set(lb.served.filter((s) => s.path.startsWith(prefix)).map((s) => s.replica));
+    t.same([...replicasFor('/mcp')].sort(), [0, 1], '/mcp requests landed on both replicas');
+    t.same([...replicasFor('/oauth/')].sort(), [0, 1], 'OAuth requests landed on both replicas');
+  });
+
+  await t.test('register on A, authorize on B, exchange on A, call tools on B, refresh on A', async (t) => {
+    const clientId = await registerClient(a);
+    const auth = await authorize(b, clientId, { params: { resource: `${issuer}/mcp` } });
+    t.ok(auth.code, `authorized on B: ${auth.status}`);
+    t.equal(auth.location?.searchParams.get('iss'), issuer);
+    const tokens = await exchange(a, clientId, auth.code!, auth.verifier);
+    t.equal(tokens.status, 200, tokens.text);
+    const onB = await connectClient(t, `${b}/mcp`, tokens.json.access_token as string);
+    t.same((await onB.listTools()).tools.map((x) => x.name).sort(), ['fx__echo', 'fx__structured']);
+    const refreshed = await refresh(a, clientId, tokens.json.refresh_token as string);
+    t.equal(refreshed.status, 200, refreshed.text);
+    t.equal((await probeMcp(`${b}/mcp`, bearer(refreshed.json.access_token as string))).status, 200, 'the refreshed token works on B');
+  });
+
+  await t.test('50 concurrent refreshes of one token across both replicas: exactly one successor', async (t) => {
+    const clientId = await registerClient(a, { client_name: 'race' });
+    const auth = await authorize(a, clientId, { params: { resource: `${issuer}/mcp` } });
+    const tokens = await exchange(b, clientId, auth.code!, auth.verifier);
+    const original = tokens.json.refresh_token as string;
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => refresh(i % 2 ? a : b, clientId, original)));
+    t.same([...new Set(answers.map((x) => x.status))], [200], 'every racing refresh is answered (the losers inside the grace window)');
+    const successors = new Set(answers.map((x) => x.json.refresh_token));
+    t.equal(successors.size, 1, 'exactly one successor refresh token');
+    const successor = [...successors][0] as string;
+    t.not(successor, original);
+
+    // After the grace window, replaying the original revokes the family on every replica.
+    await new Promise((r) => setTimeout(r, 2500));
+    const replay = await refresh(b, clientId, original);
+    t.equal(replay.status, 400);
+    t.equal(replay.json.error, 'invalid_grant');
+    const successorNow = await refresh(a, clientId, successor);
+    t.equal(successorNow.status, 400, 'the successor is revoked too, on the other replica');
+    const access = answers[0]!.json.access_token as string;
+    t.equal((await waitUntilRefused(`${a}/mcp`, access)).status, 401, 'its access tokens stop working on A');
+    t.equal((await waitUntilRefused(`${b}/mcp`, access)).status, 401, 'and on B');
+  });
+
+  await t.test('a session terminated on one replica is gone on the other', async (t) => {
+    const onA = await connectClient(t, `${a}/mcp`, ADMIN);
+    const transport = onA.transport as unknown as { sessionId?: string; terminateSession(): Promise<void> };
+    const sessionId = transport.sessionId!;
+    const ping = (url: string) => fetch(`${url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    t.equal((await ping(b)).status, 200, 'B takes the session over');
+    await transport.terminateSession();
+    t.equal((await ping(a)).status, 404, 'A: terminated');
+    await waitFor('B sees the termination', async () => (await ping(b)).status === 404, 5000);
+    t.pass('B: terminated within seconds');
+  });
+});
