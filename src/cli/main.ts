@@ -1,9 +1,6 @@
 import { Command, Option } from 'commander';
 import { ConfigError, UserError } from '../errors.js';
 import { randomToken } from '../crypto/random.js';
-import { serveCommand } from './serve.js';
-import { configCheckCommand } from './config-check.js';
-import { aclExplainCommand } from './acl-explain.js';
 import { healthcheckCommand } from './healthcheck.js';
 import { authCommandGroup } from './auth.js';
 
@@ -26,6 +23,8 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['json', 'pretty']).default('json'))
     .action(async (opts) => {
+      // Commands load what they need when they run, so the small ones start fast.
+      const { serveCommand } = await import('./serve.js');
       await serveCommand(opts);
     });
 
@@ -37,6 +36,7 @@ export function buildProgram(): Command {
     .option('--probe', 'also start every backend and check the exposed names (collisions, length budget)')
     .option('--json', 'machine-readable output')
     .action(async (opts) => {
+      const { configCheckCommand } = await import('./config-check.js');
       process.exitCode = await configCheckCommand(opts);
     });
 
@@ -53,6 +53,7 @@ export function buildProgram(): Command {
     .option('--all', 'start the backends and list everything this identity would see')
     .option('--json', 'machine-readable output')
     .action(async (opts) => {
+      const { aclExplainCommand } = await import('./acl-explain.js');
       process.exitCode = await aclExplainCommand(opts);
     });
 

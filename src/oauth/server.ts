@@ -34,6 +34,7 @@ export interface AuthorizationServerOptions {
 }
 
 const REAP_INTERVAL_MS = 10 * 60_000;
+const REVOCATION_CHECK_MS = 750;
 
 /**
  * The OAuth 2.1 Authorization Server: discovery documents, registration, authorization with the
@@ -66,7 +67,16 @@ export class AuthorizationServer {
     const clients = (this.clients = new ClientRegistry(store, config, this.cimd, logger, options.seedClients));
     const accessTokens = new AccessTokens({ secret, issuer, audience: issuer + MCP_PATH, ttlSeconds: config.accessTokenTtlSeconds });
     const refreshTokens = new RefreshTokens(secret);
-    this.provider = createOAuthJwtProvider({ tokens: accessTokens, store, clientExists: (id) => clients.exists(id), outageGraceMs: store.kind === 'redis' ? 5 * 60_000 : undefined }); // Redis outage: /mcp trusts confirmations up to 5 min old, so revocations made during an outage bite once Redis is back (src/store/README.md)
+    this.provider = createOAuthJwtProvider({
+      tokens: accessTokens,
+      store,
+      clientExists: (id) => clients.exists(id),
+      // A revocation reaches every replica within a second (one store read per token per window).
+      revocationCacheMs: REVOCATION_CHECK_MS,
+      // Redis outage: /mcp trusts confirmations up to 5 min old, so revocations made during an
+      // outage bite once Redis is back (src/store/README.md).
+      outageGraceMs: store.kind === 'redis' ? 5 * 60_000 : undefined,
+    });
     this.paths = discoveryPaths(config);
     this.asMetadata = JSON.stringify(authorizationServerMetadata(config, clients.hasConfidentialClients));
     this.prMetadata = JSON.stringify(protectedResourceMetadata(config));

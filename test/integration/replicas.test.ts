@@ -162,4 +162,72 @@ t.test('two replicas on one Redis behave as one gateway', async (t) => {
     await waitFor('B sees the termination', async () => (await ping(b)).status === 404, 5000);
     t.pass('B: terminated within seconds');
   });
+
+  await t.test('an admin revocation on one replica bites on the other within a second', async (t) => {
+    const clientId = await registerClient(a, { client_name: 'admin-revoke' });
+    const auth = await authorize(a, clientId, { params: { resource: `${issuer}/mcp` }, identity: { user: 'grace@example.com', groups: ['engineering'] } });
+    const tokens = await exchange(a, clientId, auth.code!, auth.verifier);
+    const access = tokens.json.access_token as string;
+    t.equal((await probeMcp(`${b}/mcp`, bearer(access))).status, 200, 'the token works on B');
+    const sessions = await fetch(`${a}/admin/api/sessions?subject=${encodeURIComponent('grace@example.com')}`, { headers: bearer(ADMIN) });
+    const listed = (await sessions.json()) as { sessions: Array<{ sid: string }> } | Array<{ sid: string }>;
+    const rows = Array.isArray(listed) ? listed : listed.sessions;
+    t.equal(rows.length, 1, 'the admin API on A lists the session');
+    const revoked = await fetch(`${a}/admin/api/sessions/${encodeURIComponent(rows[0]!.sid)}`, { method: 'DELETE', headers: bearer(ADMIN) });
+    t.ok(revoked.ok, `revoked on A (${revoked.status})`);
+    const started = Date.now();
+    const refused = await waitUntilRefused(`${b}/mcp`, access, 5000);
+    const elapsed = Date.now() - started;
+    t.equal(refused.status, 401, 'refused on B');
+    t.ok(elapsed < 1500, `within about a second (${elapsed} ms)`);
+    t.equal((await refresh(b, clientId, tokens.json.refresh_token as string)).status, 400, 'its refresh token is refused on B');
+  });
+
+  await t.test('Redis killed and restarted during traffic', async (t) => {
+    const clientId = await registerClient(a, { client_name: 'outage' });
+    const auth = await authorize(b, clientId, { params: { resource: `${issuer}/mcp` } });
+    const first = await exchange(a, clientId, auth.code!, auth.verifier);
+    let refreshToken = first.json.refresh_token as string;
+    const access = first.json.access_token as string;
+    const registered: string[] = [];
+    let stop = false;
+    const mcpStatuses: number[] = [];
+    const oauthStatuses: number[] = [];
+    const traffic = (async () => {
+      for (let i = 0; !stop; i++) {
+        const replicaUrl = i % 2 ? a : b;
+        mcpStatuses.push((await probeMcp(`${replicaUrl}/mcp`, bearer(access))).status);
+        const reg = await fetch(`${replicaUrl}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: `outage-${i}`, redirect_uris: ['http://127.0.0.1:43210/callback'] }) });
+        oauthStatuses.push(reg.status);
+        if (reg.status === 201) registered.push(((await reg.json()) as { client_id: string }).client_id);
+        else await reg.body?.cancel();
+        const next = await refresh(replicaUrl, clientId, refreshToken);
+        if (next.status === 200) refreshToken = next.json.refresh_token as string;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await waitFor('some traffic', () => registered.length >= 3);
+    await redis.stop({ hard: true });
+    const during = oauthStatuses.length;
+    await waitFor('503s while Redis is down', () => oauthStatuses.slice(during).includes(503), 10_000);
+    const mcpDuring = mcpStatuses.length;
+    await waitFor('JWT calls during the outage', () => mcpStatuses.length >= mcpDuring + 3, 10_000);
+    t.same([...new Set(mcpStatuses.slice(mcpDuring))], [200], '/mcp with a valid JWT keeps working while Redis is down');
+    await redis.restart();
+    const after = oauthStatuses.length;
+    await waitFor('OAuth endpoints recover', () => oauthStatuses.slice(after).includes(201), 20_000);
+    stop = true;
+    await traffic;
+    t.ok(oauthStatuses.includes(503), 'OAuth endpoints answered 503 during the outage');
+    for (const id of registered) {
+      const authorized = await authorize(a, id, { params: { resource: `${issuer}/mcp` } });
+      if (!authorized.code) {
+        t.fail(`acknowledged registration ${id} lost (${authorized.status})`);
+        return;
+      }
+    }
+    t.pass(`all ${registered.length} acknowledged registrations survived`);
+    const last = await refresh(b, clientId, refreshToken);
+    t.equal(last.status, 200, 'the last acknowledged refresh token still works');
+  });
 });
