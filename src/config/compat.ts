@@ -17,7 +17,7 @@ import { pointer, tokenLabel } from '../validation.js';
  * | backend `tool_acl` (read/write classification)| backend `tools.allow`/`tools.deny` or `acl.rules` | error |
  * | backend `cli`, `cli_help`, `cli_depth`, `cli_only`, array `tools` (CLI wrapping) | none | error |
  * | backend `idle_timeout`, `min_idle_timeout`, `max_idle_timeout` | none (backends stay connected) | warning, ignored |
- * | top-level `audit`                             | none (audit events go to the structured log)| warning, ignored |
+ * | top-level `audit`                             | `observability.audit`                       | warning, ignored |
  *
  * Every other key is the same in both (`mcpServers`, `command`, `args`, `env`, `url`, `headers`,
  * `serverAuth.providers`, `bearer.tokens`, the whole `oauthAs` block, `acl.default`, `acl.rules`).
@@ -95,7 +95,7 @@ export function applyCompat(doc: unknown): ConfigProblem[] {
   }
 
   if ('audit' in doc) {
-    problems.push(warn('/audit', `${notOurs('audit')}: Gatehouse writes audit events to its structured log; ignored: remove the block`));
+    problems.push(warn('/audit', `${notOurs('audit')}: Gatehouse configures its audit log under "observability.audit"; ignored: remove the block`));
     delete doc.audit;
   }
 

@@ -9,7 +9,7 @@ import { validateRedirectPattern } from '../oauth/redirect-uri.js';
 import { applyCompat } from './compat.js';
 import { expandEnv } from './expand.js';
 import type {
-  AclConfig, BackendConfig, GatewayConfig, OAuthAsConfig, ProviderName, ServerAuthConfig,
+  AclConfig, BackendConfig, GatewayConfig, OAuthAsConfig, ObservabilityConfig, ProviderName, ServerAuthConfig,
 } from './types.js';
 
 /**
@@ -194,6 +194,7 @@ class Checks {
     this.acl();
     this.stateStore();
     this.http();
+    this.observability();
   }
 
   private backends(explicit: Map<string, Set<string>>): void {
@@ -477,6 +478,22 @@ class Checks {
       if (!ok) this.error(pointer('http', 'allowedOrigins', i), 'must be an exact origin like "https://app.example.com" (scheme://host[:port], no path or trailing slash)');
     });
   }
+
+  private observability(): void {
+    const obs = isObj(this.doc.observability) ? this.doc.observability : {};
+    const metrics = isObj(obs.metrics) ? obs.metrics : {};
+    if (typeof metrics.bearerToken === 'string' && metrics.bearerToken.length < 16) {
+      // The length only: the value is a secret.
+      this.warn('/observability/metrics/bearerToken', 'is shorter than 16 characters and easy to guess; generate one with "mcp secret generate"');
+    }
+    const audit = isObj(obs.audit) ? obs.audit : {};
+    if (audit.destination === 'file' && typeof audit.path !== 'string') {
+      this.error('/observability/audit', 'missing required key "path" (required when "destination" is "file")');
+    }
+    if (audit.destination !== 'file' && audit.path !== undefined) {
+      this.warn('/observability/audit/path', `only used when "destination" is "file"; ignored for "${String(audit.destination ?? 'stderr')}"`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -545,6 +562,22 @@ function build(doc: Obj, ctx: BuildContext): GatewayConfig {
     stateStore,
     http: doc.http as GatewayConfig['http'],
     aggregation: doc.aggregation as GatewayConfig['aggregation'],
+    observability: buildObservability(doc.observability as Obj, ctx.baseDir),
+  };
+}
+
+function buildObservability(obs: Obj, baseDir: string): ObservabilityConfig {
+  const metrics = obs.metrics as Obj;
+  const audit = obs.audit as Obj;
+  return {
+    metrics: {
+      enabled: metrics.enabled as boolean,
+      ...(typeof metrics.bearerToken === 'string' ? { bearerToken: metrics.bearerToken } : {}),
+    },
+    audit: {
+      destination: audit.destination as ObservabilityConfig['audit']['destination'],
+      ...(audit.destination === 'file' && typeof audit.path === 'string' ? { path: path.resolve(baseDir, audit.path) } : {}),
+    },
   };
 }
 

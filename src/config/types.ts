@@ -154,6 +154,24 @@ export interface AggregationConfig {
   startupWaitMs: number;
 }
 
+export interface MetricsConfig {
+  /** Serve `GET /metrics`. */
+  enabled: boolean;
+  /** When set, `/metrics` requires `Authorization: Bearer <it>`. A secret: never log it. */
+  bearerToken?: string;
+}
+
+export interface AuditConfig {
+  destination: 'stderr' | 'stdout' | 'file';
+  /** Absolute path of the audit log (resolved against the config file's directory); only for `file`. */
+  path?: string;
+}
+
+export interface ObservabilityConfig {
+  metrics: MetricsConfig;
+  audit: AuditConfig;
+}
+
 export interface GatewayConfig {
   /** Absolute path of the file the config came from, or undefined for inline `MCP_SERVERS_CONFIG`. */
   sourcePath?: string;
@@ -165,4 +183,5 @@ export interface GatewayConfig {
   stateStore: StateStoreConfig;
   http: HttpConfig;
   aggregation: AggregationConfig;
+  observability: ObservabilityConfig;
 }
