@@ -10,6 +10,8 @@ import { createAdminApi } from './http/admin-api.js';
 import { compileOriginPolicy } from './http/origin.js';
 import { createLogger, type Logger } from './log.js';
 import { Catalogue } from './mcp/catalogue.js';
+import { Metrics, metricsEndpoint } from './observability/metrics.js';
+import { openAuditLog, type AuditLog } from './observability/audit.js';
 import { McpFront } from './mcp/front.js';
 import { Notifier } from './mcp/notifier.js';
 import { Router } from './mcp/router.js';
@@ -54,7 +56,10 @@ interface Derived {
  */
 export class Gateway {
   readonly logger: Logger;
+  /** The audit log (observability.audit): authentication, ACL, tool calls, OAuth and admin events. */
   readonly audit: Logger;
+  /** The Prometheus metrics of this gateway (its own registry). */
+  readonly metrics: Metrics;
   private derived: Derived;
   private backends: Backend[] = [];
   private readonly catalogue: Catalogue;
@@ -65,12 +70,15 @@ export class Gateway {
   private address?: { host: string; port: number };
   private closing?: Promise<void>;
 
-  private constructor(config: GatewayConfig, private readonly bindHost: string, logger: Logger, audit: Logger, private readonly oauth?: OAuthParts) {
+  private constructor(config: GatewayConfig, private readonly bindHost: string, logger: Logger, private readonly auditLog: AuditLog, metrics: Metrics, private readonly oauth?: OAuthParts) {
     this.logger = logger;
-    this.audit = audit;
+    const audit = (this.audit = auditLog.logger);
+    this.metrics = metrics;
     this.derived = this.derive(config);
     this.catalogue = new Catalogue(config.aggregation.nameMaxLength);
     this.sessions = new SessionRegistry(config.http.sessionIdleTimeoutSeconds * 1000);
+    metrics.observeBackends(() => this.backends.map((b) => ({ name: b.name, up: b.state === 'ready' })));
+    metrics.observeSessions(() => this.sessions.size);
     this.notifier = new Notifier(this.catalogue, this.sessions, () => this.backends);
     const router = new Router({
       catalogue: this.catalogue,
@@ -79,13 +87,15 @@ export class Gateway {
       startupWaitMs: () => this.derived.config.aggregation.startupWaitMs,
       sessionConnection: (session, backend) => this.sessionConnection(session, backend),
       logger,
-      audit: this.audit,
+      audit,
+      metrics,
     });
     const front = new McpFront({ router, sessions: this.sessions, logger, bodyLimit: () => this.derived.config.http.mcpBodyLimitBytes });
     const authenticate: HttpRoutes['authenticate'] = async (request) => {
       const outcome = await this.derived.chain.authenticate(request);
-      this.audit.info(outcome.ok
-        ? { event: 'auth', decision: 'allow', via: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
+      // Never the credential: the identity it stands for, or why it was refused.
+      audit.info(outcome.ok
+        ? { event: 'auth', decision: 'allow', provider: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
         : { event: 'auth', decision: 'deny', provider: outcome.provider, reason: outcome.reason }, 'authentication');
       return outcome;
     };
@@ -98,25 +108,29 @@ export class Gateway {
     });
     this.http = new HttpFront({
       authenticate,
-      mcp: (req, res, identity) => front.handle(req, res, identity),
+      mcp: (req, res, identity, note) => front.handle(req, res, identity, note),
       originPolicy: () => this.derived.originPolicy,
       readiness: () => this.readiness(),
-      extra: async (req, res, path) => (await adminApi(req, res, path)) || (oauth ? oauth.authServer.handle(req, res, path) : false),
-    }, logger);
+      metrics: metricsEndpoint(metrics, () => this.derived.config.observability.metrics),
+      extra: async (req, res, path, note) => (await adminApi(req, res, path, note)) || (oauth ? oauth.authServer.handle(req, res, path) : false),
+    }, logger, metrics);
   }
 
   static async start(options: GatewayOptions): Promise<Gateway> {
     const host = options.host ?? '127.0.0.1';
     const logger = options.logger ?? createLogger();
-    const audit = logger.child({ audit: true });
+    const auditLog = await openAuditLog(options.config.observability.audit, logger);
+    const metrics = new Metrics({ defaultMetrics: options.config.observability.metrics.enabled });
     const limits = { oauthBody: options.config.http.oauthBodyLimitBytes };
-    const oauth = await Gateway.startAuthorizationServer(options, logger, audit, () => limits.oauthBody);
+    let oauth: OAuthParts | undefined;
     let gateway: Gateway;
     try {
-      gateway = new Gateway(options.config, host, logger, audit, oauth);
+      oauth = await Gateway.startAuthorizationServer(options, logger, auditLog.logger, metrics, () => limits.oauthBody);
+      gateway = new Gateway(options.config, host, logger, auditLog, metrics, oauth);
     } catch (error) {
       await oauth?.authServer.close();
       await oauth?.store.close();
+      await auditLog.close();
       throw error;
     }
     gateway.onReload = (config) => (limits.oauthBody = config.http.oauthBodyLimitBytes);
@@ -148,7 +162,7 @@ export class Gateway {
    * configured one; in memory, with a warning, when only the MCP_AUTH_SERVER_CONFIG seed is given),
    * the signing secret, and the endpoints.
    */
-  private static async startAuthorizationServer(options: GatewayOptions, logger: Logger, audit: Logger, bodyLimit: () => number): Promise<OAuthParts | undefined> {
+  private static async startAuthorizationServer(options: GatewayOptions, logger: Logger, audit: Logger, metrics: Metrics, bodyLimit: () => number): Promise<OAuthParts | undefined> {
     const { config } = options;
     const oauthAs = config.serverAuth.oauthAs;
     if (!oauthAs || !config.serverAuth.providers.includes('oauth_as')) return undefined;
@@ -156,7 +170,7 @@ export class Gateway {
     const seedText = env.MCP_AUTH_SERVER_CONFIG;
     const seed = seedText ? parseInlineSeed(seedText) : { clients: [] };
     const storeConfig = seedText && !config.stateStore.configured ? { ...config.stateStore, type: 'memory' as const } : config.stateStore;
-    const store = await openStore(storeConfig, { logger, env });
+    const store = await openStore(storeConfig, { logger, env, onWrite: metrics.storeWrite });
     try {
       const authServer = await AuthorizationServer.create({
         config: oauthAs,
@@ -167,6 +181,7 @@ export class Gateway {
         logger,
         audit,
         cimd: options.cimd,
+        onTokenOutcome: metrics.tokenOutcome,
       });
       return { authServer, store };
     } catch (error) {
@@ -324,6 +339,11 @@ export class Gateway {
     if (JSON.stringify(config.serverAuth.oauthAs) !== JSON.stringify(this.derived.config.serverAuth.oauthAs) || JSON.stringify(config.stateStore) !== JSON.stringify(this.derived.config.stateStore)) {
       this.logger.warn('serverAuth.oauthAs or stateStore changed: those settings take effect at the next restart');
     }
+    if (JSON.stringify(config.observability.audit) !== JSON.stringify(this.derived.config.observability.audit)) {
+      this.logger.warn('observability.audit changed: it takes effect at the next restart');
+    }
+    // After a log rotation (logrotate, then SIGHUP) the audit file is opened again at its path.
+    this.auditLog.reopen();
     this.derived = derived;
     this.onReload?.(config);
     this.sessions.setIdleTimeout(config.http.sessionIdleTimeoutSeconds * 1000);
@@ -346,6 +366,7 @@ export class Gateway {
       await this.oauth?.authServer.close();
       await this.oauth?.store.close();
       await closeDispatchers();
+      await this.auditLog.close();
     })();
     return this.closing;
   }

@@ -27,7 +27,7 @@ import type { AuthRequest, Identity } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import { AdminError, type AuthAdmin } from '../oauth/admin.js';
 import { StoreUnavailableError } from '../store/types.js';
-import type { AuthFailure } from './server.js';
+import type { AuthFailure, RequestNote } from './server.js';
 import { json } from './server.js';
 import { normalizePeerAddress } from './peer.js';
 
@@ -58,8 +58,8 @@ class RouteError extends Error {
 }
 
 /** Answers `/admin/api` and everything under it; returns false for other paths. */
-export function createAdminApi(deps: AdminApiDeps): (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean> {
-  return async (req, res, path) => {
+export function createAdminApi(deps: AdminApiDeps): (req: IncomingMessage, res: ServerResponse, path: string, note?: RequestNote) => Promise<boolean> {
+  return async (req, res, path, note) => {
     if (path !== ADMIN_API_PREFIX && !path.startsWith(`${ADMIN_API_PREFIX}/`)) return false;
     req.resume(); // no route reads a body
     if (!deps.admin) {
@@ -72,8 +72,9 @@ export function createAdminApi(deps: AdminApiDeps): (req: IncomingMessage, res: 
       return true;
     }
     const admin = outcome.identity;
+    if (note) note.subject = admin.subject;
     if (!admin.roles.includes(ADMIN_ROLE)) {
-      deps.audit.warn({ event: 'admin', decision: 'deny', method: req.method, path, admin: admin.subject, via: admin.via, reason: `no "${ADMIN_ROLE}" role` }, 'admin API refused');
+      deps.audit.warn({ event: 'admin', decision: 'deny', method: req.method, path, admin: admin.subject, provider: admin.via, via: admin.via, reason: `no "${ADMIN_ROLE}" role` }, 'admin API refused');
       json(res, 403, { error: 'forbidden', error_description: `the admin API needs the "${ADMIN_ROLE}" role` });
       return true;
     }
@@ -87,11 +88,11 @@ export function createAdminApi(deps: AdminApiDeps): (req: IncomingMessage, res: 
     }
     try {
       const { status, body, detail } = await run(deps.admin, route);
-      deps.audit.info({ event: 'admin', decision: 'allow', action: route.action, admin: admin.subject, via: admin.via, ...detail }, `admin: ${route.action.replace(/_/g, ' ')}`);
+      deps.audit.info({ event: 'admin', decision: 'allow', action: route.action, admin: admin.subject, provider: admin.via, via: admin.via, ...detail }, `admin: ${route.action.replace(/_/g, ' ')}`);
       json(res, status, body);
     } catch (error) {
       if (error instanceof AdminError) {
-        deps.audit.info({ event: 'admin', decision: 'refused', action: route.action, admin: admin.subject, via: admin.via, ...routeDetail(route), reason: error.message }, `admin: ${route.action.replace(/_/g, ' ')} refused`);
+        deps.audit.info({ event: 'admin', decision: 'refused', action: route.action, admin: admin.subject, provider: admin.via, via: admin.via, ...routeDetail(route), reason: error.message }, `admin: ${route.action.replace(/_/g, ' ')} refused`);
         json(res, error.status, { error: error.code, error_description: error.message });
       } else if (error instanceof StoreUnavailableError) {
         deps.logger.warn({ path, err: error.message }, 'admin API: state store unavailable');

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AuthRequest, Identity } from '../auth/types.js';
 import type { Logger } from '../log.js';
+import { routeOf, secondsSince, type HttpMetrics } from '../observability/metrics.js';
 import { normalizePeerAddress } from './peer.js';
 import type { OriginVerdict } from './origin.js';
 
@@ -10,14 +11,27 @@ export interface AuthFailure {
   description: string;
 }
 
+/**
+ * Per-request fields for the request log line, filled while the request is handled: the identity
+ * by the front, `backend` and `tool` by the MCP router for `tools/call` (the first one of a batch).
+ */
+export interface RequestNote {
+  subject?: string;
+  clientId?: string;
+  backend?: string;
+  tool?: string;
+}
+
 export interface HttpRoutes {
   /** Authenticates one `/mcp` request through the ProviderChain. */
   authenticate(request: AuthRequest): Promise<{ ok: true; identity: Identity } | ({ ok: false } & AuthFailure)>;
-  mcp(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void>;
+  mcp(req: IncomingMessage, res: ServerResponse, identity: Identity, note: RequestNote): Promise<void>;
   originPolicy(): (host: string | undefined, origin: string | undefined) => OriginVerdict;
   readiness(): Promise<{ ready: boolean; detail: Record<string, unknown> }> | { ready: boolean; detail: Record<string, unknown> };
   /** Extra routes (OAuth endpoints, metadata) a later layer adds; return true when handled. */
-  extra?(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> | boolean;
+  extra?(req: IncomingMessage, res: ServerResponse, path: string, note: RequestNote): Promise<boolean> | boolean;
+  /** Answers `/metrics`; return false when metrics are disabled (404). */
+  metrics?(req: IncomingMessage, res: ServerResponse): Promise<boolean> | boolean;
 }
 
 const CORS_EXPOSE = 'Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version';
@@ -34,7 +48,7 @@ export class HttpFront {
   private draining = false;
   private drained?: () => void;
 
-  constructor(private readonly routes: HttpRoutes, private readonly logger: Logger) {
+  constructor(private readonly routes: HttpRoutes, private readonly logger: Logger, private readonly metrics?: HttpMetrics) {
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, (req, res) => {
       void this.handle(req, res);
     });
@@ -43,20 +57,24 @@ export class HttpFront {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     this.inflight++;
-    let subject: string | undefined;
+    // The logged path never carries the query string (authorize URLs hold state and code_challenge).
+    const path = (req.url ?? '/').split('?')[0] || '/';
+    const note: RequestNote = {};
     res.on('close', () => {
       this.inflight--;
-      const path = (req.url ?? '').split('?')[0];
-      if (path !== '/healthz' && path !== '/readyz') {
-        this.logger.info({ method: req.method, path, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6, subject }, 'request');
+      const route = routeOf(path);
+      const seconds = secondsSince(started);
+      this.metrics?.httpRequest(route, req.method ?? 'GET', res.statusCode, seconds);
+      // Probes and successful scrapes are counted, not logged.
+      if (route !== '/healthz' && route !== '/readyz' && !(route === '/metrics' && res.statusCode < 400)) {
+        this.logger.info({ method: req.method, path, status: res.statusCode, durationMs: seconds * 1000, ...note }, 'request');
       }
       if (this.draining && this.inflight === 0) this.drained?.();
     });
     try {
-      const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (this.draining) res.setHeader('connection', 'close');
       if (path === '/mcp' || path === '/mcp/') {
-        subject = await this.mcp(req, res);
+        await this.mcp(req, res, note);
         return;
       }
       if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -66,7 +84,8 @@ export class HttpFront {
         const { ready, detail } = await this.routes.readiness();
         return json(res, ready && !this.draining ? 200 : 503, { status: ready && !this.draining ? 'ready' : 'not ready', ...detail });
       }
-      if (this.routes.extra && (await this.routes.extra(req, res, path))) return;
+      if (path === '/metrics' && this.routes.metrics && (await this.routes.metrics(req, res))) return;
+      if (this.routes.extra && (await this.routes.extra(req, res, path, note))) return;
       json(res, 404, { error: 'not_found', error_description: `No route for ${req.method} ${path}` });
     } catch (error) {
       this.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'unhandled request error');
@@ -75,12 +94,12 @@ export class HttpFront {
     }
   }
 
-  private async mcp(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+  private async mcp(req: IncomingMessage, res: ServerResponse, note: RequestNote): Promise<void> {
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
     const verdict = this.routes.originPolicy()(req.headers.host, origin);
     if (!verdict.ok) {
       rpcError(res, 403, verdict.message);
-      return undefined;
+      return;
     }
     if (verdict.corsOrigin) {
       res.setHeader('access-control-allow-origin', verdict.corsOrigin);
@@ -94,7 +113,7 @@ export class HttpFront {
         'access-control-max-age': '600',
       });
       res.end();
-      return undefined;
+      return;
     }
     const outcome = await this.routes.authenticate({
       headers: req.headers,
@@ -103,10 +122,11 @@ export class HttpFront {
     if (!outcome.ok) {
       req.resume();
       rpcError(res, outcome.status, outcome.description, { 'www-authenticate': outcome.wwwAuthenticate });
-      return undefined;
+      return;
     }
-    await this.routes.mcp(req, res, outcome.identity);
-    return outcome.identity.subject;
+    note.subject = outcome.identity.subject;
+    if (outcome.identity.clientId !== undefined) note.clientId = outcome.identity.clientId;
+    await this.routes.mcp(req, res, outcome.identity, note);
   }
 
   listen(port: number, host: string): Promise<{ host: string; port: number }> {

@@ -4,6 +4,7 @@ import type { Identity } from '../auth/types.js';
 import { readBody, BodyError } from '../http/body.js';
 import { SseStream } from '../http/sse.js';
 import type { Logger } from '../log.js';
+import type { RequestNote } from '../http/server.js';
 import { Router, RpcError, GATEWAY_NAME, GATEWAY_VERSION } from './router.js';
 import { FrontSession, SessionRegistry, ownerKeyOf, requestKey } from './session.js';
 
@@ -41,10 +42,10 @@ const SERVER_CAPABILITIES = {
 export class McpFront {
   constructor(private readonly deps: FrontDeps) {}
 
-  async handle(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, identity: Identity, note?: RequestNote): Promise<void> {
     switch (req.method) {
       case 'POST':
-        return this.post(req, res, identity);
+        return this.post(req, res, identity, note);
       case 'GET':
         return this.get(req, res, identity);
       case 'DELETE':
@@ -76,7 +77,7 @@ export class McpFront {
     return session;
   }
 
-  private async post(req: IncomingMessage, res: ServerResponse, identity: Identity): Promise<void> {
+  private async post(req: IncomingMessage, res: ServerResponse, identity: Identity, note?: RequestNote): Promise<void> {
     const accept = String(req.headers.accept ?? '');
     const contentType = String(req.headers['content-type'] ?? '');
     if (!/application\/json/i.test(contentType)) {
@@ -124,7 +125,7 @@ export class McpFront {
       res.on('close', () => {
         if (!res.writableFinished) controllers.forEach((c) => c.abort(new Error('client disconnected')));
       });
-      const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, controllers[i]!)));
+      const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, controllers[i]!, undefined, note)));
       const payload = JSON.stringify(batch ? responses.filter(Boolean) : responses[0]);
       if (res.writableEnded || res.destroyed) return;
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -136,7 +137,7 @@ export class McpFront {
     const controllers = requests.map(() => new AbortController());
     stream.onClose(() => controllers.forEach((c) => c.abort(new Error('client disconnected'))));
     await Promise.all(requests.map(async (request, i) => {
-      const response = await this.dispatch(session, identity, request, controllers[i]!, stream);
+      const response = await this.dispatch(session, identity, request, controllers[i]!, stream, note);
       if (response) stream.send(response);
     }));
     stream.end();
@@ -186,7 +187,7 @@ export class McpFront {
   }
 
   /** Runs one request; returns its JSON-RPC response, or undefined when it was cancelled by the client. */
-  private async dispatch(session: FrontSession, identity: Identity, request: JsonRpcMessage, controller: AbortController, stream?: SseStream): Promise<unknown> {
+  private async dispatch(session: FrontSession, identity: Identity, request: JsonRpcMessage, controller: AbortController, stream?: SseStream, note?: RequestNote): Promise<unknown> {
     const id = request.id as JsonRpcId;
     const key = requestKey(id);
     const inflight = { controller, stream, backend: undefined as string | undefined };
@@ -202,6 +203,7 @@ export class McpFront {
         signal: controller.signal,
         progress,
         useBackend: (name) => (inflight.backend = name),
+        note,
       });
       return { jsonrpc: '2.0', id, result };
     } catch (error) {

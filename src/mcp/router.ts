@@ -3,6 +3,7 @@ import type { Identity } from '../auth/types.js';
 import type { AccessPolicy, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Logger } from '../log.js';
+import type { RouterMetrics, ToolCallOutcome } from '../observability/metrics.js';
 import type { Catalogue, CatalogueEntry } from './catalogue.js';
 import type { FrontSession } from './session.js';
 
@@ -24,6 +25,8 @@ export interface RequestContext {
   progress?: (progress: Progress) => void;
   /** Records which backend serves this request, so its logging notifications can be routed here. */
   useBackend(name: string): void;
+  /** The request log line's fields; `tools/call` fills `backend` and `tool` (the first call of a batch). */
+  note?: { backend?: string; tool?: string };
 }
 
 /** Opens (or reuses) a session's own connection to a `per-session` backend. */
@@ -37,6 +40,7 @@ export interface RouterDeps {
   sessionConnection: SessionConnector;
   logger: Logger;
   audit: Logger;
+  metrics?: RouterMetrics;
 }
 
 const LOG_LEVELS: LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
@@ -132,12 +136,12 @@ export class Router {
   private resolveNamed<T>(map: Map<string, CatalogueEntry<T>>, kind: ItemKind, name: unknown, ctx: RequestContext, missing: string): CatalogueEntry<T> {
     const entry = typeof name === 'string' ? map.get(name) : undefined;
     if (!entry) {
-      this.deps.audit.info({ event: 'acl', kind, name, subject: ctx.identity.subject, decision: 'deny', rule: 'unknown' }, 'unknown item');
+      this.deps.audit.info({ event: 'acl', kind, name: clip(name), subject: ctx.identity.subject, clientId: ctx.identity.clientId, decision: 'deny', rule: 'unknown' }, 'unknown item');
       throw new RpcError(ErrorCode.InvalidParams, `${missing}: ${String(name)}`);
     }
     const decision = this.deps.policy().decide(ctx.identity, kind, name as string);
     if (!decision.allow) {
-      this.deps.audit.info({ event: 'acl', kind, name, subject: ctx.identity.subject, roles: ctx.identity.roles, decision: 'deny', rule: decision.rule }, 'acl denied');
+      this.deps.audit.info({ event: 'acl', kind, name, backend: entry.backend.name, subject: ctx.identity.subject, clientId: ctx.identity.clientId, roles: ctx.identity.roles, decision: 'deny', rule: decision.rule }, 'acl denied');
       throw new RpcError(ErrorCode.InvalidParams, `${missing}: ${String(name)}`);
     }
     return entry;
@@ -163,24 +167,52 @@ export class Router {
     ctx.useBackend(backend.name);
     try {
       const target = backend.config.sharing === 'per-session' ? await this.deps.sessionConnection(ctx.session, backend) : backend;
-      return await target.request(method, params, { signal: ctx.signal, onprogress: ctx.progress });
+      const started = process.hrtime.bigint();
+      try {
+        return await target.request(method, params, { signal: ctx.signal, onprogress: ctx.progress });
+      } finally {
+        this.deps.metrics?.backendRequest(backend.name, method, Number(process.hrtime.bigint() - started) / 1e9);
+      }
     } catch (error) {
       throw backendError(backend, error);
     }
   }
 
+  /**
+   * A tool call, audited twice: the ACL decision (`acl`, allow or deny with the rule) and the call
+   * itself (`tool_call`, with its outcome and duration), and counted by backend and outcome.
+   */
   private async callTool(params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
     await this.waitForStartingBackends();
-    const entry = this.resolveNamed(this.deps.catalogue.tools, 'tool', params.name, ctx, 'Unknown tool');
+    const { identity } = ctx;
+    const name = params.name;
+    const entry = typeof name === 'string' ? this.deps.catalogue.tools.get(name) : undefined;
+    const who = { subject: identity.subject, clientId: identity.clientId };
+    if (!entry) {
+      this.deps.audit.info({ event: 'acl', kind: 'tool', name: clip(name), ...who, decision: 'deny', rule: 'unknown' }, 'unknown item');
+      this.deps.audit.info({ event: 'tool_call', ...who, name: clip(name), decision: 'deny', rule: 'unknown', outcome: 'unknown', durationMs: 0 }, 'tool call');
+      this.deps.metrics?.toolCall('', 'unknown');
+      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
+    }
+    const call = { backend: entry.backend.name, tool: entry.local };
+    if (ctx.note && ctx.note.tool === undefined) Object.assign(ctx.note, call);
+    const decision = this.deps.policy().decide(identity, 'tool', name as string);
+    this.deps.audit.info({ event: 'acl', kind: 'tool', name, ...call, ...who, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule }, decision.allow ? 'acl allowed' : 'acl denied');
+    if (!decision.allow) {
+      this.deps.audit.info({ event: 'tool_call', ...who, ...call, decision: 'deny', rule: decision.rule, outcome: 'denied', durationMs: 0 }, 'tool call');
+      this.deps.metrics?.toolCall(entry.backend.name, 'denied');
+      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
+    }
     const started = Date.now();
     const forwarded = { ...params, name: entry.local, _meta: withoutProgressToken(params._meta) };
-    let outcome = 'error';
+    let outcome: ToolCallOutcome = 'error';
     try {
       const result = await this.forward(entry.backend, 'tools/call', forwarded, ctx);
-      outcome = result.isError ? 'tool-error' : 'ok';
+      outcome = result.isError ? 'tool_error' : 'ok';
       return rewriteContentUris(result, this.deps.catalogue, entry.backend);
     } finally {
-      this.deps.audit.info({ event: 'tool_call', subject: ctx.identity.subject, clientId: ctx.identity.clientId, backend: entry.backend.name, tool: entry.local, outcome, durationMs: Date.now() - started }, 'tool call');
+      this.deps.audit.info({ event: 'tool_call', ...who, ...call, decision: 'allow', rule: decision.rule, outcome, durationMs: Date.now() - started }, 'tool call');
+      this.deps.metrics?.toolCall(entry.backend.name, outcome);
     }
   }
 
@@ -202,7 +234,8 @@ export class Router {
   private resolveResource(uri: unknown, ctx: RequestContext): { backend: Backend; local: string; exposed: string } {
     const resolved = typeof uri === 'string' ? this.deps.catalogue.resolveUri(uri) : undefined;
     if (!resolved || !this.allowed(ctx.identity, 'resource', resolved.exposed, resolved.alias)) {
-      this.deps.audit.info({ event: 'acl', kind: 'resource', name: uri, subject: ctx.identity.subject, decision: 'deny', rule: resolved ? 'acl' : 'unknown' }, 'resource refused');
+      const rule = resolved ? this.deps.policy().decide(ctx.identity, 'resource', resolved.exposed, resolved.alias).rule : 'unknown';
+      this.deps.audit.info({ event: 'acl', kind: 'resource', name: clip(uri), ...(resolved ? { backend: resolved.backend.name } : {}), subject: ctx.identity.subject, clientId: ctx.identity.clientId, ...(resolved ? { roles: ctx.identity.roles } : {}), decision: 'deny', rule }, 'resource refused');
       throw new RpcError(ErrorCode.InvalidParams, `Resource not found: ${String(uri)}`);
     }
     return resolved;
@@ -265,6 +298,12 @@ export class Router {
     const index = LOG_LEVELS.indexOf(level as LoggingLevel);
     return index === -1 || index >= LOG_LEVELS.indexOf(session.logLevel);
   }
+}
+
+/** A client-supplied name for the audit log: a string of bounded length, whatever was sent. */
+function clip(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 function withoutProgressToken(meta: unknown): Record<string, unknown> | undefined {

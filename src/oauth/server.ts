@@ -31,6 +31,8 @@ export interface AuthorizationServerOptions {
   logger: Logger;
   audit: Logger;
   cimd?: CimdOptions;
+  /** Token and revocation outcomes (metrics): `TokenDeps.onOutcome`. */
+  onTokenOutcome?: (grant: string, outcome: string) => void;
 }
 
 const REAP_INTERVAL_MS = 10 * 60_000;
@@ -92,7 +94,7 @@ export class AuthorizationServer {
       logger,
       audit,
     });
-    const tokenDeps = { config, store, clients, accessTokens, refreshTokens, logger, audit };
+    const tokenDeps = { config, store, clients, accessTokens, refreshTokens, logger, audit, onOutcome: options.onTokenOutcome };
     this.token = new TokenEndpoint(tokenDeps);
     this.revocation = new RevocationEndpoint(tokenDeps);
     const reap = () => clients.reap().catch((error: Error) => logger.warn({ err: error.message }, 'client reaping failed'));

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { OAuthAsConfig } from '../config/types.js';
-import type { SessionRecord, StateStore } from '../store/types.js';
+import { StoreUnavailableError, type SessionRecord, type StateStore } from '../store/types.js';
 import type { Logger } from '../log.js';
 import { hashToken } from '../crypto/random.js';
 import { OAuthError, invalidGrant, invalidRequest } from './errors.js';
@@ -19,8 +19,29 @@ export interface TokenDeps {
   refreshTokens: RefreshTokens;
   logger: Logger;
   audit: Logger;
-  /** Counts outcomes (metrics); optional. */
+  /**
+   * Counts outcomes (metrics); optional. `grant` is `authorization_code`, `refresh_token`,
+   * `unsupported` (missing or other grant_type) or `revocation`; `outcome` is a fixed word (see
+   * `outcomeOf`), never a value from the request.
+   */
   onOutcome?: (grant: string, outcome: string) => void;
+}
+
+const OUTCOME = Symbol('token outcome');
+
+/** Marks an error with the outcome it stands for (`reuse`, `replay`), for the metrics. */
+function tagged<E extends Error>(error: E, outcome: string): E {
+  (error as E & { [OUTCOME]?: string })[OUTCOME] = outcome;
+  return error;
+}
+
+/** The outcome word of a failed request: a tag, `invalid` for invalid_grant, the OAuth error code, `unavailable` or `error`. */
+function outcomeOf(error: unknown): string {
+  const tag = (error as { [OUTCOME]?: string } | undefined)?.[OUTCOME];
+  if (tag) return tag;
+  if (error instanceof OAuthError) return error.code === 'invalid_grant' ? 'invalid' : error.code;
+  if (error instanceof StoreUnavailableError) return 'unavailable';
+  return 'error';
 }
 
 /** Remembers, for a while after a code was used, which session it created, to revoke it on replay. */
@@ -41,23 +62,22 @@ export class TokenEndpoint {
 
   async handle(req: IncomingMessage, form: Map<string, string>): Promise<Record<string, unknown>> {
     const grantType = form.get('grant_type');
-    if (!grantType) throw invalidRequest('grant_type is required');
-    if (grantType !== 'authorization_code' && grantType !== 'refresh_token') {
-      throw new OAuthError('unsupported_grant_type', `grant_type "${grantType}" is not supported`);
-    }
-    const client = await this.deps.clients.authenticate(req, form);
-    if (!client.grant_types.includes(grantType)) throw new OAuthError('unauthorized_client', `this client may not use the ${grantType} grant`);
+    const grant = grantType === 'authorization_code' || grantType === 'refresh_token' ? grantType : 'unsupported';
     try {
-      const result = grantType === 'authorization_code' ? await this.authorizationCode(client, form) : await this.refresh(client, form);
-      this.deps.onOutcome?.(grantType, 'ok');
-      return result;
+      if (!grantType) throw invalidRequest('grant_type is required');
+      if (grant === 'unsupported') throw new OAuthError('unsupported_grant_type', `grant_type "${grantType}" is not supported`);
+      const client = await this.deps.clients.authenticate(req, form);
+      if (!client.grant_types.includes(grant)) throw new OAuthError('unauthorized_client', `this client may not use the ${grant} grant`);
+      const { body, outcome } = grant === 'authorization_code' ? await this.authorizationCode(client, form) : await this.refresh(client, form);
+      this.deps.onOutcome?.(grant, outcome);
+      return body;
     } catch (error) {
-      if (error instanceof OAuthError) this.deps.onOutcome?.(grantType, error.code);
+      this.deps.onOutcome?.(grant, outcomeOf(error));
       throw error;
     }
   }
 
-  private async authorizationCode(client: ClientRecord, form: Map<string, string>): Promise<Record<string, unknown>> {
+  private async authorizationCode(client: ClientRecord, form: Map<string, string>): Promise<{ body: Record<string, unknown>; outcome: string }> {
     const { store, config } = this.deps;
     const code = form.get('code');
     if (!code) throw invalidRequest('code is required');
@@ -68,7 +88,8 @@ export class TokenEndpoint {
       const use = await store.get<CodeUse>('codeUses', codeHash);
       if (use) {
         await store.delete('sessions', use.sid);
-        this.deps.audit.warn({ event: 'token', grant: 'authorization_code', clientId: client.client_id, reason: 'code replay', sid: use.sid }, 'authorization code replayed: its tokens were revoked');
+        this.deps.audit.warn({ event: 'token', grant: 'authorization_code', decision: 'deny', outcome: 'replay', clientId: client.client_id, reason: 'code replay', sid: use.sid }, 'authorization code replayed: its tokens were revoked');
+        throw tagged(invalidGrant('the authorization code is invalid, expired or already used'), 'replay');
       }
       throw invalidGrant('the authorization code is invalid, expired or already used');
     }
@@ -105,11 +126,11 @@ export class TokenEndpoint {
     await store.put('sessions', session.sid, session, config.sessionMaxLifetimeSeconds);
     await store.put<CodeUse>('codeUses', codeHash, { sid: session.sid }, CODE_USE_MEMORY_SECONDS);
     await this.deps.clients.touch(client, now);
-    this.deps.audit.info({ event: 'token', grant: 'authorization_code', clientId: client.client_id, subject: session.subject, sid: session.sid }, 'tokens issued');
-    return this.respond(session, session.scope, session.generation);
+    this.deps.audit.info({ event: 'token', grant: 'authorization_code', decision: 'allow', outcome: 'issued', clientId: client.client_id, subject: session.subject, sid: session.sid }, 'tokens issued');
+    return { body: await this.respond(session, session.scope, session.generation), outcome: 'issued' };
   }
 
-  private async refresh(client: ClientRecord, form: Map<string, string>): Promise<Record<string, unknown>> {
+  private async refresh(client: ClientRecord, form: Map<string, string>): Promise<{ body: Record<string, unknown>; outcome: string }> {
     const { store, config } = this.deps;
     const token = form.get('refresh_token');
     if (!token) throw invalidRequest('refresh_token is required');
@@ -139,11 +160,11 @@ export class TokenEndpoint {
       case 'rotated':
       case 'grace':
         await this.deps.clients.touch(client);
-        this.deps.audit.info({ event: 'token', grant: 'refresh_token', clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, rotation: result.status }, 'tokens refreshed');
-        return this.respond(result.session, scope.join(' '), result.session.generation);
+        this.deps.audit.info({ event: 'token', grant: 'refresh_token', decision: 'allow', outcome: result.status, clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, rotation: result.status }, 'tokens refreshed');
+        return { body: await this.respond(result.session, scope.join(' '), result.session.generation), outcome: result.status };
       case 'reuse':
-        this.deps.audit.warn({ event: 'token', grant: 'refresh_token', clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, reason: 'refresh token reuse' }, 'an old refresh token was reused: the whole family was revoked');
-        throw invalidGrant('the refresh token was already used; the session has been revoked');
+        this.deps.audit.warn({ event: 'token', grant: 'refresh_token', decision: 'deny', outcome: 'reuse', clientId: client.client_id, subject: result.session.subject, sid: result.session.sid, reason: 'refresh token reuse' }, 'an old refresh token was reused: the whole family was revoked');
+        throw tagged(invalidGrant('the refresh token was already used; the session has been revoked'), 'reuse');
       default:
         throw invalidGrant('the refresh token is invalid, expired or revoked');
     }
@@ -171,6 +192,19 @@ export class RevocationEndpoint {
   constructor(private readonly deps: TokenDeps) {}
 
   async handle(req: IncomingMessage, form: Map<string, string>): Promise<void> {
+    let outcome = 'not_found';
+    try {
+      outcome = await this.revoke(req, form);
+    } catch (error) {
+      outcome = outcomeOf(error);
+      throw error;
+    } finally {
+      this.deps.onOutcome?.('revocation', outcome);
+    }
+  }
+
+  /** Returns `revoked`, or `not_found` for a token that names no live session of this client. */
+  private async revoke(req: IncomingMessage, form: Map<string, string>): Promise<string> {
     const client = await this.deps.clients.authenticate(req, form);
     const token = form.get('token');
     if (!token) throw invalidRequest('token is required');
@@ -186,11 +220,11 @@ export class RevocationEndpoint {
         sid = undefined; // expired or invalid: nothing to revoke
       }
     }
-    if (!sid) return;
+    if (!sid) return 'not_found';
     const session = await this.deps.store.get<SessionRecord>('sessions', sid);
-    if (!session || session.clientId !== client.client_id) return;
+    if (!session || session.clientId !== client.client_id) return 'not_found';
     await this.deps.store.delete('sessions', sid);
-    this.deps.onOutcome?.('revocation', 'ok');
-    this.deps.audit.info({ event: 'revoke', clientId: client.client_id, subject: session.subject, sid }, 'session revoked');
+    this.deps.audit.info({ event: 'revoke', decision: 'allow', outcome: 'revoked', clientId: client.client_id, subject: session.subject, sid }, 'session revoked');
+    return 'revoked';
   }
 }

@@ -23,6 +23,8 @@ export interface FileStoreOptions {
   fsyncDirectory?: boolean;
   /** How often expired entries are swept from memory (ms). Default 60 s. */
   sweepIntervalMs?: number;
+  /** Called with the duration (s) of every successful flush (temp file, fsync, rename, directory fsync): metrics. */
+  onWrite?: (seconds: number) => void;
 }
 
 interface Deferred {
@@ -49,6 +51,7 @@ export class FileStore implements StateStore {
   private readonly logger: Logger;
   private readonly fsyncDirectory: boolean;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly onWrite?: (seconds: number) => void;
   /** Waiters of the next flush, which has not started yet. */
   private next: Deferred | undefined;
   /** The flush loop, while it runs. */
@@ -61,6 +64,7 @@ export class FileStore implements StateStore {
     this.dir = path.dirname(filePath);
     this.logger = options.logger ?? silentLogger;
     this.fsyncDirectory = options.fsyncDirectory ?? process.platform !== 'win32';
+    this.onWrite = options.onWrite;
     this.sweeper = setInterval(() => this.tables.sweep(), options.sweepIntervalMs ?? 60_000);
     this.sweeper.unref();
   }
@@ -192,7 +196,9 @@ export class FileStore implements StateStore {
       // The snapshot holds every mutation applied so far, including those of this batch's waiters.
       const text = this.serialize();
       try {
+        const started = process.hrtime.bigint();
         await this.write(text);
+        this.onWrite?.(Number(process.hrtime.bigint() - started) / 1e9);
         this.flushes++;
         this.failed = false;
         batch.resolve();

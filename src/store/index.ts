@@ -14,13 +14,21 @@ export { RedisStore } from './redis.js';
 export { decideRotation } from './rotation.js';
 
 /** Opens the configured state store (DESIGN.md §8). */
-export async function openStore(config: StateStoreConfig, options: { logger: Logger; env?: NodeJS.ProcessEnv }): Promise<StateStore> {
+export interface OpenStoreOptions {
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Called with the store kind and the duration (s) of each write (file flush, redis write command). */
+  onWrite?: (store: 'file' | 'redis', seconds: number) => void;
+}
+
+export async function openStore(config: StateStoreConfig, options: OpenStoreOptions): Promise<StateStore> {
+  const onWrite = options.onWrite;
   switch (config.type) {
     case 'file': {
       // The config loader resolves the path (stateStore.path, $MCP_AUTH_SERVER_PATH, or next to the config).
       const filePath = config.path ?? options.env?.MCP_AUTH_SERVER_PATH;
       if (!filePath) throw new UserError('stateStore: the file store needs a path (stateStore.path or MCP_AUTH_SERVER_PATH)');
-      const store = await FileStore.open(filePath, { logger: options.logger });
+      const store = await FileStore.open(filePath, { logger: options.logger, ...(onWrite ? { onWrite: (seconds: number) => onWrite('file', seconds) } : {}) });
       options.logger.info({ path: store.filePath }, 'state store: file');
       return store;
     }
@@ -31,7 +39,7 @@ export async function openStore(config: StateStoreConfig, options: { logger: Log
       // Several replicas share this one (src/store/README.md, "The Redis store").
       const url = config.url;
       if (!url) throw new UserError('stateStore: the redis store needs a url (stateStore.url, e.g. "${REDIS_URL}")');
-      return RedisStore.open(url, { keyPrefix: config.keyPrefix, logger: options.logger });
+      return RedisStore.open(url, { keyPrefix: config.keyPrefix, logger: options.logger, ...(onWrite ? { onWrite: (seconds: number) => onWrite('redis', seconds) } : {}) });
     }
     default:
       throw new UserError(`stateStore: unknown type ${JSON.stringify((config as { type: unknown }).type)}`);

@@ -41,6 +41,8 @@ export interface RedisStoreOptions {
   initialConnectWaitMs?: number;
   /** Upper bound of the reconnect backoff (ms). Default 2000. */
   maxReconnectDelayMs?: number;
+  /** Called with the duration (s) of every write command (metrics). */
+  onWrite?: (seconds: number) => void;
 }
 
 /**
@@ -191,9 +193,11 @@ export class RedisStore implements StateStore {
   private everUp = false;
   private downSince: number | undefined;
   private closed = false;
+  private readonly onWrite?: (seconds: number) => void;
 
   private constructor(client: Redis, options: RedisStoreOptions, where: string) {
     this.client = client as ScriptedRedis;
+    this.onWrite = options.onWrite;
     this.prefix = options.keyPrefix;
     this.logger = options.logger;
     this.where = where;
@@ -277,22 +281,22 @@ export class RedisStore implements StateStore {
   async put<T extends object>(namespace: Namespace, key: string, value: T, ttlSeconds?: number): Promise<void> {
     const redisKey = this.key(namespace, key);
     const text = encodeValue(value);
-    if (ttlSeconds === undefined) await this.run(() => this.client.set(redisKey, text));
+    if (ttlSeconds === undefined) await this.write(() => this.client.set(redisKey, text));
     else {
       const ms = ttlMs(ttlSeconds);
-      await this.run(() => this.client.set(redisKey, text, 'PX', ms));
+      await this.write(() => this.client.set(redisKey, text, 'PX', ms));
     }
   }
 
   async takeOnce<T extends object>(namespace: Namespace, key: string): Promise<T | undefined> {
     const redisKey = this.key(namespace, key);
-    const raw = await this.run(() => this.client.getdel(redisKey));
+    const raw = await this.write(() => this.client.getdel(redisKey));
     return raw === null ? undefined : (JSON.parse(raw) as T);
   }
 
   async delete(namespace: Namespace, key: string): Promise<boolean> {
     const redisKey = this.key(namespace, key);
-    return (await this.run(() => this.client.del(redisKey))) > 0;
+    return (await this.write(() => this.client.del(redisKey))) > 0;
   }
 
   async list<T extends object>(namespace: Namespace): Promise<Array<{ key: string; value: T }>> {
@@ -322,7 +326,7 @@ export class RedisStore implements StateStore {
   async increment(namespace: EphemeralNamespace, key: string, ttlSeconds: number): Promise<number> {
     const redisKey = this.key(namespace, key);
     const ms = ttlMs(ttlSeconds);
-    return Number(await this.run(() => this.client.gatehouseIncrement(redisKey, String(ms))));
+    return Number(await this.write(() => this.client.gatehouseIncrement(redisKey, String(ms))));
   }
 
   async rotateRefresh(request: RotateRequest): Promise<RotateResult> {
@@ -331,7 +335,7 @@ export class RedisStore implements StateStore {
       if (typeof n !== 'number' || !Number.isFinite(n)) throw new TypeError('rotateRefresh: numeric fields must be finite numbers');
       return String(n);
     }) as [string, string, string, string];
-    const [status, text] = await this.run(() => this.client.gatehouseRotate(redisKey, ...args));
+    const [status, text] = await this.write(() => this.client.gatehouseRotate(redisKey, ...args));
     if (status === 'invalid') return { status: 'invalid' };
     if ((status === 'rotated' || status === 'grace' || status === 'reuse') && typeof text === 'string') {
       return { status, session: JSON.parse(text) as SessionRecord };
@@ -379,6 +383,17 @@ export class RedisStore implements StateStore {
     if (!NAMESPACES.has(namespace)) throw new TypeError(`unknown state store namespace ${JSON.stringify(namespace)}`);
     if (typeof key !== 'string') throw new TypeError('state store keys are strings');
     return `${this.prefix}${namespace}:${key}`;
+  }
+
+  /** `run` for a write command, timed for the metrics. */
+  private async write<R>(call: () => Promise<R>): Promise<R> {
+    if (!this.onWrite) return this.run(call);
+    const started = process.hrtime.bigint();
+    try {
+      return await this.run(call);
+    } finally {
+      this.onWrite(Number(process.hrtime.bigint() - started) / 1e9);
+    }
   }
 
   /** Runs one Redis call; connection trouble becomes StoreUnavailableError, Redis's own errors stay. */
