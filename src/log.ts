@@ -2,10 +2,15 @@ import { pino, levels, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
-/** Paths that must never reach a log line, whatever the caller passes. */
+/**
+ * Paths that must never reach a log line, whatever the caller passes (a safety net: callers log
+ * neither credentials nor query strings; the request line's `path` is cut at the `?`).
+ */
 const REDACT = [
   'authorization', 'headers.authorization', 'req.headers.authorization', '*.authorization',
   'token', '*.token', 'access_token', 'refresh_token', 'code', 'client_secret', 'secret', '*.secret',
+  '*.access_token', '*.refresh_token', '*.client_secret', 'code_verifier', 'code_challenge',
+  'bearerToken', '*.bearerToken', 'jwtSecret', '*.jwtSecret',
   'arguments', '*.arguments', 'env', '*.env',
 ];
 
