@@ -11,28 +11,16 @@ import { createInterface } from 'node:readline';
 import { ROOT, FIXTURE_SERVER, waitFor } from '../helpers/gateway.js';
 import { freePort } from '../helpers/oauth.js';
 import { JWT_SECRET, REDIRECT, obtainTokens, probeMcp, bearer, refresh, registerClient, waitUntilRefused } from '../helpers/oauth-as.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 
 const BIN = join(ROOT, 'bin', 'mcp.js');
 const ADMIN_TOKEN = 'auth-cli-admin-token-00000000000000';
 const DEV_TOKEN = 'auth-cli-dev-token-0000000000000000';
 const CONFIG_CLIENT = 'ops-dashboard';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function mcp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const mcp = runCli;
 
 interface Served {
   child: ChildProcess;
