@@ -68,15 +68,16 @@ export class Registrar {
     const clientName = typeof request.client_name === 'string' ? request.client_name : undefined;
     const softwareId = typeof request.software_id === 'string' ? request.software_id : undefined;
 
+    // One listing serves both the reuse check and the cap (it is a full scan on Redis).
+    const clients = (await this.store.list<ClientRecord>('clients')).map((entry) => entry.value);
     if (method === 'none') {
-      const existing = await this.findIdentical(clientName, softwareId, redirectUris, scope);
+      const existing = findIdentical(clients, clientName, softwareId, redirectUris, scope);
       if (existing) {
         this.logger.info({ clientId: existing.client_id, clientName }, 'identical registration reused');
         return { status: 201, body: publicView(existing) };
       }
     }
 
-    const clients = await this.store.list<ClientRecord>('clients');
     if (clients.length >= this.config.registration.maxClients) {
       throw new OAuthError('temporarily_unavailable', 'the gateway has reached its limit of registered clients; an operator must delete unused ones', 503);
     }
@@ -103,17 +104,13 @@ export class Registrar {
     if (secret) Object.assign(response, { client_secret: secret, client_secret_expires_at: 0 });
     return { status: 201, body: response };
   }
+}
 
-  private async findIdentical(name: string | undefined, softwareId: string | undefined, redirectUris: string[], scope: string | undefined): Promise<ClientRecord | undefined> {
-    const fingerprint = registrationFingerprint(name, softwareId, redirectUris, scope);
-    for (const { value } of await this.store.list<ClientRecord>('clients')) {
-      if (value.source === 'dcr' && value.token_endpoint_auth_method === 'none'
-        && registrationFingerprint(value.client_name, value.software_id, value.redirect_uris, value.scope) === fingerprint) {
-        return value;
-      }
-    }
-    return undefined;
-  }
+/** A stored public client registered with the same name, software id, redirect set and scope. */
+function findIdentical(clients: ClientRecord[], name: string | undefined, softwareId: string | undefined, redirectUris: string[], scope: string | undefined): ClientRecord | undefined {
+  const fingerprint = registrationFingerprint(name, softwareId, redirectUris, scope);
+  return clients.find((value) => value.source === 'dcr' && value.token_endpoint_auth_method === 'none'
+    && registrationFingerprint(value.client_name, value.software_id, value.redirect_uris, value.scope) === fingerprint);
 }
 
 function registrationFingerprint(name: string | undefined, softwareId: string | undefined, redirectUris: string[], scope: string | undefined): string {
