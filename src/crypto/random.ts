@@ -9,3 +9,14 @@ export function randomToken(bytes = 32): string {
 export function hashToken(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('base64url');
 }
+
+/**
+ * A random identifier that operators will type or paste (client ids, session ids): base64url, but
+ * never starting with `-`, which command lines would take for an option.
+ */
+export function randomIdentifier(bytes = 32): string {
+  for (;;) {
+    const id = randomToken(bytes);
+    if (id[0] !== '-') return id;
+  }
+}

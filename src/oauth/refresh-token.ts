@@ -20,7 +20,7 @@
  * that does not exist.
  */
 import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { randomToken } from '../crypto/random.js';
+import { randomIdentifier } from '../crypto/random.js';
 
 const INFO = 'gatehouse refresh token v1';
 const SID = /^[A-Za-z0-9_-]{16,128}$/;
@@ -30,7 +30,7 @@ const MAX_LENGTH = 256;
 
 /** A new refresh-token family id: 256-bit random, base64url. */
 export function newSid(): string {
-  return randomToken(32);
+  return randomIdentifier(32);
 }
 
 export class RefreshTokens {

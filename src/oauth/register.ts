@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { OAuthAsConfig } from '../config/types.js';
 import type { StateStore } from '../store/types.js';
 import type { Logger } from '../log.js';
-import { hashToken, randomToken } from '../crypto/random.js';
+import { hashToken, randomIdentifier, randomToken } from '../crypto/random.js';
 import { validateClientRegistration } from '../validation.js';
 import { OAuthError } from './errors.js';
 import type { ClientRecord, TokenEndpointAuthMethod } from './clients.js';
@@ -84,7 +84,7 @@ export class Registrar {
 
     const secret = method === 'none' ? undefined : randomToken(32);
     const record: ClientRecord = {
-      client_id: randomToken(18),
+      client_id: randomIdentifier(18),
       client_name: clientName,
       client_uri: typeof request.client_uri === 'string' ? request.client_uri : undefined,
       software_id: softwareId,
