@@ -1,7 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  ResultSchema,
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
@@ -19,7 +18,10 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { BackendConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { transportCandidates } from './transports.js';
+import { RequestChannel, type WireSender } from './channel.js';
+import { httpPoster } from './http-post.js';
 
 export type BackendState = 'starting' | 'ready' | 'down' | 'disabled' | 'stopped';
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -79,6 +81,8 @@ export class Backend {
   firstAttemptDone = false;
 
   private client?: Client;
+  /** Where forwarded requests go once connected (the SDK client keeps the handshake and the rest). */
+  private channel?: RequestChannel;
   private restartTimer?: NodeJS.Timeout;
   private restartAttempt = 0;
   private resolveFirstAttempt!: () => void;
@@ -119,13 +123,16 @@ export class Backend {
     let client: Client | undefined;
     try {
       let describe = '';
+      let transport: Transport | undefined;
       let firstError: unknown;
       for (const candidate of transportCandidates(this.config, this.logger)) {
         const attempt = this.createClient();
         try {
+          const made = candidate.make();
           // Starting a process (npx may even install it) can take longer than one request may.
-          await attempt.connect(candidate.make(), { timeout: Math.max(this.timeoutMs, CONNECT_TIMEOUT_MS) });
+          await attempt.connect(made, { timeout: Math.max(this.timeoutMs, CONNECT_TIMEOUT_MS) });
           client = attempt;
+          transport = made;
           describe = candidate.describe;
           break;
         } catch (error) {
@@ -133,7 +140,7 @@ export class Backend {
           await attempt.close().catch(() => {});
         }
       }
-      if (!client) throw firstError;
+      if (!client || !transport) throw firstError;
       if (generation !== this.generation || this.state === 'stopped') {
         await client.close().catch(() => {});
         return;
@@ -141,6 +148,7 @@ export class Backend {
       client.onclose = () => this.handleClose(client!, generation);
       client.onerror = (error) => this.logger.debug({ backend: this.name, err: error.message }, 'backend transport error');
       this.client = client;
+      this.channel = this.openChannel(client, transport, describe);
       this.capabilities = client.getServerCapabilities() ?? {};
       await this.refreshAll();
       this.restartAttempt = 0;
@@ -149,7 +157,11 @@ export class Backend {
       this.logger.info({ backend: this.name, transport: describe, tools: this.lists.tools.length }, 'backend ready');
     } catch (error) {
       await client?.close().catch(() => {});
-      if (this.client === client) this.client = undefined;
+      if (this.client === client) {
+        this.client = undefined;
+        this.channel?.close();
+        this.channel = undefined;
+      }
       this.lastError = error instanceof Error ? error.message : String(error);
       this.logger.warn({ backend: this.name, err: this.lastError }, 'backend failed to start');
       if (this.state !== 'stopped') {
@@ -183,9 +195,30 @@ export class Backend {
     return client;
   }
 
+  private openChannel(client: Client, transport: Transport, describe: string): RequestChannel {
+    let send: WireSender = (message) => transport.send(message as never);
+    if (describe === 'streamable-http' && this.config.kind === 'http') {
+      send = httpPoster({
+        url: this.config.url,
+        headers: this.config.headers,
+        transport: transport as StreamableHTTPClientTransport,
+        deliver: (message) => transport.onmessage?.(message as never),
+        onSessionLost: () => {
+          if (this.client === client) void client.close().catch(() => {});
+        },
+        idleTimeoutMs: this.timeoutMs * 10 + 5_000,
+      });
+    }
+    const channel = new RequestChannel(send, (method, params) => client.notification({ method, params } as never));
+    channel.intercept(transport);
+    return channel;
+  }
+
   private handleClose(client: Client, generation: number): void {
     if (this.client !== client || generation !== this.generation) return;
     this.client = undefined;
+    this.channel?.close();
+    this.channel = undefined;
     if (this.state === 'stopped') return;
     this.lastError = 'connection closed';
     this.setState('down');
@@ -282,13 +315,11 @@ export class Backend {
    * schema keeps every field). Fails fast when the backend is not connected.
    */
   async request(method: string, params: Record<string, unknown> | undefined, options: BackendRequestOptions = {}): Promise<Record<string, unknown>> {
-    const client = this.client;
-    if (!client) {
+    const channel = this.channel;
+    if (!channel) {
       throw new McpError(ErrorCode.InternalError, `Backend "${this.name}" is unavailable${this.lastError ? ` (${this.lastError})` : ''}`);
     }
-    if (!options.onprogress) {
-      return (await client.request({ method, params } as never, ResultSchema, { signal: options.signal, timeout: this.timeoutMs })) as Record<string, unknown>;
-    }
+    if (!options.onprogress) return channel.request(method, params, { signal: options.signal, timeoutMs: this.timeoutMs });
     // With progress, the deadline restarts on every notification (bounded by ten times the timeout).
     const token = `gatehouse-${++this.nextProgressToken}`;
     const deadline = new AbortController();
@@ -303,7 +334,7 @@ export class Backend {
     const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
     try {
       const meta = { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token };
-      return (await client.request({ method, params: { ...params, _meta: meta } } as never, ResultSchema, { signal, timeout: this.timeoutMs * 10 })) as Record<string, unknown>;
+      return await channel.request(method, { ...params, _meta: meta }, { signal, timeoutMs: this.timeoutMs * 10 });
     } catch (error) {
       if (deadline.signal.aborted && !options.signal?.aborted) throw new McpError(ErrorCode.RequestTimeout, 'Request timed out');
       throw error;
@@ -326,6 +357,8 @@ export class Backend {
     this.restartTimer = undefined;
     const client = this.client;
     this.client = undefined;
+    this.channel?.close();
+    this.channel = undefined;
     await client?.close().catch(() => {});
   }
 }

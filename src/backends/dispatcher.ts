@@ -15,6 +15,11 @@ function agentFor(origin: string): Agent {
   return agent;
 }
 
+/** The keep-alive pool for `url`'s origin (for plain undici requests). */
+export function dispatcherFor(url: string): Agent {
+  return agentFor(new URL(url).origin);
+}
+
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
 export function fetchFor(url: string): FetchLike {

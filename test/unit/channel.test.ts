@@ -1,0 +1,67 @@
+import t from 'tap';
+import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { RequestChannel, type WireMessage } from '../../src/backends/channel.js';
+
+function channel() {
+  const sent: WireMessage[] = [];
+  const notified: Array<{ method: string; params: Record<string, unknown> }> = [];
+  const ch = new RequestChannel(async (m) => void sent.push(m), async (method, params) => void notified.push({ method, params }));
+  return { ch, sent, notified };
+}
+
+t.test('answers are matched by id, results and errors alike', async (t) => {
+  const { ch, sent } = channel();
+  const a = ch.request('tools/call', { name: 'a' }, { timeoutMs: 1000 });
+  const b = ch.request('tools/call', { name: 'b' }, { timeoutMs: 1000 });
+  t.equal(sent.length, 2);
+  t.not(sent[0]!.id, sent[1]!.id, 'distinct ids');
+  t.type(sent[0]!.id, 'string', 'string ids, never the SDK client numeric ones');
+  t.ok(ch.accept({ jsonrpc: '2.0', id: sent[1]!.id, error: { code: -32602, message: 'bad', data: { x: 1 } } }));
+  t.ok(ch.accept({ jsonrpc: '2.0', id: sent[0]!.id, result: { content: [] } }));
+  t.same(await a, { content: [] });
+  const error = await b.catch((e: unknown) => e);
+  t.ok(error instanceof McpError);
+  t.equal((error as McpError).code, -32602);
+  t.same((error as McpError).data, { x: 1 });
+  t.equal(ch.inflight, 0);
+});
+
+t.test('messages that are not our answers go on to the SDK client', async (t) => {
+  const { ch } = channel();
+  t.notOk(ch.accept({ jsonrpc: '2.0', id: 7, result: {} }), 'numeric id: the SDK client request');
+  t.notOk(ch.accept({ jsonrpc: '2.0', method: 'notifications/progress', params: {} }));
+  t.notOk(ch.accept({ jsonrpc: '2.0', id: 'x-1', method: 'sampling/createMessage', params: {} }), 'a backend request with a string id');
+  t.ok(ch.accept({ jsonrpc: '2.0', id: 'gatehouse-999', result: {} }), 'a late answer to a request we gave up on is swallowed');
+});
+
+t.test('a timeout rejects with RequestTimeout and tells the backend', async (t) => {
+  const { ch, sent, notified } = channel();
+  const error = await ch.request('tools/call', {}, { timeoutMs: 20 }).catch((e: unknown) => e);
+  t.equal((error as McpError).code, ErrorCode.RequestTimeout);
+  t.same(notified, [{ method: 'notifications/cancelled', params: { requestId: sent[0]!.id, reason: 'timeout' } }]);
+  t.ok(ch.accept({ jsonrpc: '2.0', id: sent[0]!.id, result: {} }), 'the late answer is dropped');
+  t.equal(ch.inflight, 0);
+});
+
+t.test('the caller cancelling rejects with its reason and tells the backend', async (t) => {
+  const { ch, sent, notified } = channel();
+  const controller = new AbortController();
+  const pending = ch.request('tools/call', {}, { timeoutMs: 10_000, signal: controller.signal });
+  controller.abort(new Error('client went away'));
+  const error = await pending.catch((e: unknown) => e);
+  t.equal((error as Error).message, 'client went away');
+  t.same(notified, [{ method: 'notifications/cancelled', params: { requestId: sent[0]!.id, reason: 'client went away' } }]);
+  const already = await ch.request('tools/call', {}, { timeoutMs: 1000, signal: controller.signal }).catch((e: unknown) => e);
+  t.equal((already as Error).message, 'client went away', 'an already aborted signal sends nothing');
+  t.equal(sent.length, 1);
+});
+
+t.test('a failed send rejects that request; close fails all in flight and later ones', async (t) => {
+  const failing = new RequestChannel(async () => { throw new Error('socket hang up'); }, async () => {});
+  t.equal(((await failing.request('ping', undefined, { timeoutMs: 1000 }).catch((e: unknown) => e)) as Error).message, 'socket hang up');
+  const { ch } = channel();
+  const inflight = ch.request('tools/call', {}, { timeoutMs: 10_000 });
+  ch.close();
+  t.equal(((await inflight.catch((e: unknown) => e)) as McpError).code, ErrorCode.ConnectionClosed);
+  t.equal(((await ch.request('ping', undefined, { timeoutMs: 1000 }).catch((e: unknown) => e)) as McpError).code, ErrorCode.ConnectionClosed);
+});
