@@ -1,18 +1,48 @@
-import { pino, levels, type Logger, type LevelWithSilent } from 'pino';
+import { pino, destination as pinoDestination, levels, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
 /**
- * Paths that must never reach a log line, whatever the caller passes (a safety net: callers log
- * neither credentials nor query strings; the request line's `path` is cut at the `?`).
+ * Keys whose values never reach a log line, whatever the caller passes (a safety net: callers log
+ * neither credentials nor arguments; the request line's `path` is cut at the `?`). Checked on the
+ * object and two levels into it, which is where a caller could put a header or a body.
  */
-const REDACT = [
-  'authorization', 'headers.authorization', 'req.headers.authorization', '*.authorization',
-  'token', '*.token', 'access_token', 'refresh_token', 'code', 'client_secret', 'secret', '*.secret',
-  '*.access_token', '*.refresh_token', '*.client_secret', 'code_verifier', 'code_challenge',
-  'bearerToken', '*.bearerToken', 'jwtSecret', '*.jwtSecret',
-  'arguments', '*.arguments', 'env', '*.env',
-];
+const SENSITIVE_KEYS = new Set([
+  'authorization', 'cookie', 'token', 'access_token', 'refresh_token', 'code', 'client_secret', 'secret',
+  'password', 'code_verifier', 'code_challenge', 'bearerToken', 'jwtSecret', 'arguments', 'env',
+]);
+const REDACTED = '[redacted]';
+const SCRUB_DEPTH = 3;
+
+/** The object without sensitive values: the same object when it has none (the usual case, no copy). */
+export function scrubLogObject(object: Record<string, unknown>, depth = SCRUB_DEPTH): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in object) {
+    const value = object[key];
+    let replacement: unknown = value;
+    if (SENSITIVE_KEYS.has(key)) replacement = REDACTED;
+    else if (depth > 1 && value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Error)) {
+      replacement = scrubLogObject(value as Record<string, unknown>, depth - 1);
+    }
+    if (replacement !== value) {
+      copy ??= { ...object };
+      copy[key] = replacement;
+    }
+  }
+  return copy ?? object;
+}
+
+/** ISO timestamps, formatted once per millisecond however many lines share it. */
+let lastMillis = 0;
+let lastTime = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== lastMillis) {
+    lastMillis = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
 
 export interface LoggerOptions {
   level?: LevelWithSilent;
@@ -22,18 +52,22 @@ export interface LoggerOptions {
 
 /**
  * Structured logger (pino, JSON lines on stderr by default). `pretty` only shortens the line
- * layout without an extra dependency: the same fields, human-readable.
+ * layout without an extra dependency: the same fields, human-readable. The default stderr
+ * destination is written asynchronously, so lines logged while a write is in flight leave in one
+ * system call (pino flushes it synchronously when the process exits).
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = options.destination ?? process.stderr;
   const base = {
     level: options.level ?? 'info',
-    redact: { paths: REDACT, censor: '[redacted]' },
     base: undefined,
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label: string) => ({ level: label }) },
+    timestamp: isoTime,
+    formatters: {
+      level: (label: string) => ({ level: label }),
+      log: (object: Record<string, unknown>) => scrubLogObject(object),
+    },
   };
   if (options.format === 'pretty') {
+    const destination = options.destination ?? process.stderr;
     return pino(base, {
       write(line: string) {
         try {
@@ -46,7 +80,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     });
   }
-  return pino(base, destination as never);
+  return pino(base, (options.destination ?? pinoDestination({ fd: 2, sync: false })) as never);
 }
 
 /** A logger that drops everything (tests, library use). */
