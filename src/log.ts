@@ -44,6 +44,9 @@ function isoTime(): string {
   return lastTime;
 }
 
+const LOG_BATCH_BYTES = 8192;
+const LOG_FLUSH_MS = 100;
+
 export interface LoggerOptions {
   level?: LevelWithSilent;
   format?: 'json' | 'pretty';
@@ -53,8 +56,9 @@ export interface LoggerOptions {
 /**
  * Structured logger (pino, JSON lines on stderr by default). `pretty` only shortens the line
  * layout without an extra dependency: the same fields, human-readable. The default stderr
- * destination is written asynchronously, so lines logged while a write is in flight leave in one
- * system call (pino flushes it synchronously when the process exits).
+ * destination is buffered: lines leave in batches of about 8 KB, at most `LOG_FLUSH_MS` apart, and
+ * pino flushes what is left synchronously when the process exits (a request costs four lines, and
+ * one system call per line was a quarter of the gateway's CPU under load).
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const base = {
@@ -80,7 +84,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     });
   }
-  return pino(base, (options.destination ?? pinoDestination({ fd: 2, sync: false })) as never);
+  return pino(base, (options.destination ?? pinoDestination({ fd: 2, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS })) as never);
 }
 
 /** A logger that drops everything (tests, library use). */

@@ -171,6 +171,7 @@ export class AccessTokens {
   isOurs(token: string): boolean {
     try {
       if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return false;
+      if (this.cache.has(token)) return true; // verified before: ours (expiry is verify's business)
       const parts = token.split('.');
       if (parts.length !== 3) return false;
       const [header, payload] = parts as [string, string, string];

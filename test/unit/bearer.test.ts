@@ -1,5 +1,5 @@
 import t from 'tap';
-import { constantTimeEqual } from '../../src/crypto/compare.js';
+import { digestsEqual, secretDigest } from '../../src/crypto/compare.js';
 import { createBearerProvider, looksLikeJwt } from '../../src/auth/providers/bearer.js';
 import { InvalidCredentialError, type AuthRequest } from '../../src/auth/types.js';
 
@@ -66,30 +66,39 @@ t.test('construction refuses empty tokens and subjects', async (t) => {
   t.doesNotThrow(() => createBearerProvider({ tokens: {} }));
 });
 
-t.test('every configured token goes through constantTimeEqual, with no early exit', async (t) => {
+t.test('every configured token is compared in constant time, with no early exit', async (t) => {
   const seen: string[] = [];
   const { createBearerProvider: create } = await t.mockImport<typeof import('../../src/auth/providers/bearer.js')>(
     '../../src/auth/providers/bearer.js',
     {
       '../../src/crypto/compare.js': {
-        constantTimeEqual: (a: string, b: string) => {
-          seen.push(b);
-          return constantTimeEqual(a, b);
+        secretDigest,
+        digestsEqual: (a: Buffer, b: Buffer) => {
+          seen.push(b.toString('hex'));
+          return digestsEqual(a, b);
         },
       },
     },
   );
+  const digestsOf = (tokens: string[]) => tokens.map((token) => secretDigest(token).toString('hex')).sort();
   const provider = create(config);
-  const all = Object.keys(config.tokens).sort();
+  const all = digestsOf(Object.keys(config.tokens));
 
   await provider.authenticate(req('ci-token-aaaaaaaaaaaa'));
   t.same([...seen].sort(), all, 'first token matched, the rest are still compared');
   seen.length = 0;
 
-  provider.recognizes(req(jwtShaped({ alg: 'HS256' })));
-  t.same([...seen].sort(), all, 'JWT-shaped tokens are checked against every configured token');
-  seen.length = 0;
-
   await t.rejects(async () => provider.authenticate(req('unknown')));
   t.same([...seen].sort(), all, 'an unknown token is compared against every configured token');
+  seen.length = 0;
+
+  t.equal(provider.recognizes(req(jwtShaped({ alg: 'HS256' }))), false);
+  t.same(seen, [], 'no configured token is JWT-shaped: a JWT-shaped token is passed on without comparing');
+
+  const jwtLike = jwtShaped({ alg: 'none' });
+  const withJwtShaped = create({ tokens: { ...config.tokens, [jwtLike]: { subject: 'legacy', roles: [] } } });
+  seen.length = 0;
+  t.equal(withJwtShaped.recognizes(req(jwtShaped({ alg: 'HS256' }))), false);
+  t.same([...seen].sort(), digestsOf([...Object.keys(config.tokens), jwtLike]), 'JWT-shaped tokens are checked against every configured token when one could match');
+  t.equal(withJwtShaped.recognizes(req(jwtLike)), true, 'a configured JWT-shaped token is recognised');
 });

@@ -1,4 +1,4 @@
-import { constantTimeEqual } from '../../crypto/compare.js';
+import { digestsEqual, secretDigest } from '../../crypto/compare.js';
 import type { BearerProviderConfig, BearerTokenGrant } from '../../config/types.js';
 import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
 
@@ -10,9 +10,9 @@ import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Ident
  * the JWT providers (`oauth_as`, `jwks`) later in the chain; any other unknown token is claimed
  * here and rejected, so it gets a 401 `invalid_token` instead of wandering down the chain.
  *
- * Every presented token is compared with `constantTimeEqual` against EVERY configured token, with
- * no early exit and no lookup keyed by the token value, so response time says nothing about which
- * token (or which prefix) came close.
+ * Every presented token is compared in constant time (its digest against the digest of EVERY
+ * configured token, computed once at start), with no early exit and no lookup keyed by the token
+ * value, so response time says nothing about which token (or which prefix) came close.
  */
 export function createBearerProvider(config: BearerProviderConfig): AuthProvider {
   const grants: ReadonlyArray<readonly [string, BearerTokenGrant]> = Object.entries(config.tokens);
@@ -23,11 +23,16 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
     }
   }
 
+  const digests = grants.map(([token, grant]) => [secretDigest(token), grant] as const);
+  // Only then can a JWT-shaped token be one of ours (a fact about the configuration, not the token).
+  const someConfiguredTokenIsJwtShaped = grants.some(([token]) => looksLikeJwt(token));
+
   /** Scans all configured tokens; the loop always runs to the end. */
   function lookup(presented: string): BearerTokenGrant | undefined {
+    const digest = secretDigest(presented);
     let found: BearerTokenGrant | undefined;
-    for (const [token, grant] of grants) {
-      if (constantTimeEqual(presented, token) && found === undefined) found = grant;
+    for (const [configured, grant] of digests) {
+      if (digestsEqual(digest, configured) && found === undefined) found = grant;
     }
     return found;
   }
@@ -38,7 +43,7 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
       const token = request.bearer;
       if (!token) return false;
       if (!looksLikeJwt(token)) return true;
-      return lookup(token) !== undefined;
+      return someConfiguredTokenIsJwtShaped && lookup(token) !== undefined;
     },
     authenticate(request: AuthRequest): Identity {
       const grant = request.bearer ? lookup(request.bearer) : undefined;
