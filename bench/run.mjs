@@ -38,6 +38,14 @@ function backendUrl(child) {
   return waitForOutput(child, /listening (\d+)/).then(([, port]) => `http://127.0.0.1:${port}/mcp`);
 }
 
+/** Every measured tools/call must come back as the backend's echo, not as an error result. */
+function echoed(response, target) {
+  const ok = typeof response === 'string'
+    ? response.includes('"text":"hello"') && !response.includes('"isError":true')
+    : response.result?.content?.[0]?.text === 'hello' && !response.result.isError;
+  if (!ok) throw new Error(`${target}: tools/call did not echo: ${(typeof response === 'string' ? response : JSON.stringify(response)).slice(0, 300)}`);
+}
+
 /** tools/call at concurrency 1 and 32, targets alternating (A B C A B C …), medians over the rounds. */
 async function toolsCall(targets) {
   const results = {};
@@ -48,7 +56,7 @@ async function toolsCall(targets) {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, target] of Object.entries(targets)) {
         const cpuBefore = target.pid ? cpuSeconds(target.pid) : 0;
-        const result = await load(() => sessions[name].call('tools/call', { name: target.tool, arguments: { text: 'hello' } }), concurrency);
+        const result = await load(async () => echoed(await sessions[name].call('tools/call', { name: target.tool, arguments: { text: 'hello' } }), name), concurrency);
         if (target.pid) result.cpuMsPerRequest = ((cpuSeconds(target.pid) - cpuBefore) * 1000) / result.n;
         runs[name].push(result);
       }
