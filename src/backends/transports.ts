@@ -1,4 +1,3 @@
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -7,6 +6,7 @@ import type { BackendConfig, HttpBackendConfig, StdioBackendConfig } from '../co
 import type { Logger } from '../log.js';
 import { fetchFor } from './dispatcher.js';
 import { safeEnvironment } from './environment.js';
+import { StdioBackendTransport } from './stdio.js';
 
 export interface TransportCandidate {
   describe: string;
@@ -27,20 +27,14 @@ export function transportCandidates(config: BackendConfig, logger: Logger): Tran
 }
 
 function stdioTransport(config: StdioBackendConfig & { name: string }, logger: Logger): Transport {
-  const transport = new StdioClientTransport({
-    command: config.command,
-    args: config.args,
-    env: { ...safeEnvironment(), ...config.env },
-    cwd: config.cwd,
-    stderr: 'pipe',
-  });
-  // Backend stderr is diagnostics for operators only: it goes to our log, never to clients.
-  const stderr = transport.stderr;
-  if (stderr) {
-    const lines = createInterface({ input: stderr as unknown as NodeJS.ReadableStream });
-    lines.on('line', (line) => logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr'));
-  }
-  return transport;
+  return new StdioBackendTransport(
+    { command: config.command, args: config.args, env: { ...safeEnvironment(), ...config.env }, cwd: config.cwd },
+    // Backend stderr is diagnostics for operators only: it goes to our log, never to clients.
+    (stderr) => {
+      const lines = createInterface({ input: stderr });
+      lines.on('line', (line) => logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr'));
+    },
+  );
 }
 
 function requestInit(config: HttpBackendConfig): RequestInit {
