@@ -1,3 +1,4 @@
+import { encodeResponse } from './serialized.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, type ClientCapabilities, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
@@ -126,7 +127,7 @@ export class McpFront {
         if (!res.writableFinished) controllers.forEach((c) => c.abort(new Error('client disconnected')));
       });
       const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, controllers[i]!, undefined, note)));
-      const payload = JSON.stringify(batch ? responses.filter(Boolean) : responses[0]);
+      const payload = batch ? `[${responses.filter(Boolean).map(encodeResponse).join(',')}]` : encodeResponse(responses[0]);
       if (res.writableEnded || res.destroyed) return;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(payload);

@@ -1,3 +1,4 @@
+import { SerializedResult } from './serialized.js';
 import { McpError, ErrorCode, type Progress, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
 import type { AccessPolicy, ItemKind } from '../acl/decide.js';
@@ -46,6 +47,7 @@ export interface RouterDeps {
 const LOG_LEVELS: LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 const PAGE_SIZE = 1000;
 const LIST_CACHE_LIMIT = 2000;
+const PAGE_CACHE_LIMIT = 64;
 
 type ListName = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 
@@ -58,6 +60,8 @@ type ListName = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
  */
 export class Router {
   private listCache = new Map<string, unknown[]>();
+  /** Serialized pages, most recently used last; bounded, as a page of a big catalogue is large. */
+  private pageCache = new Map<string, SerializedResult>();
   private listCacheVersion = -1;
 
   constructor(private readonly deps: RouterDeps) {}
@@ -113,6 +117,7 @@ export class Router {
     const { catalogue } = this.deps;
     if (this.listCacheVersion !== catalogue.version) {
       this.listCache.clear();
+      this.pageCache.clear();
       this.listCacheVersion = catalogue.version;
     }
     const cacheKey = `${list}\0${ctx.identity.subject}\0${[...ctx.identity.roles].sort().join('\0')}`;
@@ -126,10 +131,19 @@ export class Router {
       this.listCache.set(cacheKey, items);
     }
     const offset = decodeCursor(params?.cursor);
-    const page = offset === 0 && items.length <= PAGE_SIZE ? items : items.slice(offset, offset + PAGE_SIZE);
-    const result: Record<string, unknown> = { [list]: page };
-    if (offset + PAGE_SIZE < items.length) result.nextCursor = encodeCursor(offset + PAGE_SIZE);
-    return result;
+    const pageKey = `${cacheKey}\0${offset}`;
+    let serialized = this.pageCache.get(pageKey);
+    if (serialized) {
+      this.pageCache.delete(pageKey);
+    } else {
+      const page = offset === 0 && items.length <= PAGE_SIZE ? items : items.slice(offset, offset + PAGE_SIZE);
+      const result: Record<string, unknown> = { [list]: page };
+      if (offset + PAGE_SIZE < items.length) result.nextCursor = encodeCursor(offset + PAGE_SIZE);
+      serialized = new SerializedResult(JSON.stringify(result));
+      if (this.pageCache.size >= PAGE_CACHE_LIMIT) this.pageCache.delete(this.pageCache.keys().next().value!);
+    }
+    this.pageCache.set(pageKey, serialized);
+    return serialized;
   }
 
   /** Resolves a tool, prompt or resource for use; hidden and missing are indistinguishable to the caller. */
