@@ -29,6 +29,44 @@ export interface AuditLog {
 type SonicBoom = ReturnType<typeof pinoDestination>;
 
 export async function openAuditLog(config: AuditConfig, logger: Logger): Promise<AuditLog> {
+  const opened = await openDestination(config, logger);
+  const deferred = deferLines(opened.logger);
+  return {
+    logger: deferred.logger,
+    reopen: () => opened.reopen(),
+    async close() {
+      deferred.flush();
+      await opened.close();
+    },
+  };
+}
+
+/**
+ * Audit lines are formatted after the response they describe has been written (in the same order,
+ * with the same content, within the same turn of the event loop), so a request does not wait for
+ * the three or four lines it causes.
+ */
+function deferLines(logger: Logger): { logger: Logger; flush(): void } {
+  if (!logger.isLevelEnabled('info')) return { logger, flush() {} };
+  type Level = 'info' | 'warn' | 'error';
+  let queue: Array<[Level, unknown[]]> = [];
+  const flush = () => {
+    const lines = queue;
+    queue = [];
+    for (const [level, args] of lines) (logger[level] as (...a: unknown[]) => void)(...args);
+  };
+  const enqueue = (level: Level) => (...args: unknown[]) => {
+    if (queue.length === 0) setImmediate(flush);
+    queue.push([level, args]);
+  };
+  const deferred = Object.create(logger) as Logger;
+  deferred.info = enqueue('info') as Logger['info'];
+  deferred.warn = enqueue('warn') as Logger['warn'];
+  deferred.error = enqueue('error') as Logger['error'];
+  return { logger: deferred, flush };
+}
+
+async function openDestination(config: AuditConfig, logger: Logger): Promise<AuditLog> {
   if (config.destination === 'stdout') {
     return { logger: createLogger({ level: 'info', destination: process.stdout }).child({ audit: true }), reopen() {}, async close() {} };
   }
