@@ -241,6 +241,8 @@ export class RedisStore implements StateStore {
       retryStrategy: (times: number) => Math.min(100 * 2 ** Math.max(0, times - 1), maxDelay),
       keepAlive: 10_000,
       connectionName: 'gatehouse',
+      // Commands issued in the same turn of the event loop (concurrent requests) share one write.
+      enableAutoPipelining: true,
     };
     const client = new Redis(url, clientOptions);
     const store = new RedisStore(client, options, where);
