@@ -99,9 +99,11 @@ export class ClientRegistry {
   /** Records use of a stored client (first token, last use) so reaping spares it. */
   async touch(client: ClientRecord, now = Date.now()): Promise<void> {
     if (client.source !== 'dcr') return;
+    // Avoid a durable write per request: last use is recorded with minute precision. The record
+    // was read from the store moments ago to authenticate the client: no second read to decide.
+    if (client.firstTokenAt && client.lastUsedAt && now - client.lastUsedAt < 60_000) return;
     const current = await this.store.get<ClientRecord>('clients', client.client_id);
     if (!current) return;
-    // Avoid a durable write per request: last use is recorded with minute precision.
     if (current.firstTokenAt && current.lastUsedAt && now - current.lastUsedAt < 60_000) return;
     await this.store.put('clients', client.client_id, { ...current, firstTokenAt: current.firstTokenAt ?? now, lastUsedAt: now });
   }
