@@ -65,10 +65,10 @@ export async function spawnListening(t: Tap, command: string, args: string[], en
   return { port, child };
 }
 
-/** Starts the fixture server over Streamable HTTP ("http") or legacy SSE ("sse"). */
-export async function startFixtureHttp(t: Tap, mode: 'http' | 'sse'): Promise<{ url: string; child: ChildProcess }> {
-  const { port, child } = await spawnListening(t, process.execPath, [FIXTURE_SERVER, mode, '0']);
-  return { url: mode === 'http' ? `http://127.0.0.1:${port}/mcp` : `http://127.0.0.1:${port}/sse`, child };
+/** Starts the fixture server over Streamable HTTP ("http") or legacy SSE ("sse"), on `port` (default: any free one). */
+export async function startFixtureHttp(t: Tap, mode: 'http' | 'sse', port = 0): Promise<{ url: string; child: ChildProcess; port: number }> {
+  const { port: listening, child } = await spawnListening(t, process.execPath, [FIXTURE_SERVER, mode, String(port)]);
+  return { url: mode === 'http' ? `http://127.0.0.1:${listening}/mcp` : `http://127.0.0.1:${listening}/sse`, child, port: listening };
 }
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
