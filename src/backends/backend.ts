@@ -196,7 +196,8 @@ export class Backend {
   }
 
   private openChannel(client: Client, transport: Transport, describe: string): RequestChannel {
-    let send: WireSender = (message) => transport.send(message as never);
+    const plainSend: WireSender = (message) => transport.send(message as never);
+    let send = plainSend;
     if (describe === 'streamable-http' && this.config.kind === 'http') {
       send = httpPoster({
         url: this.config.url,
@@ -204,12 +205,14 @@ export class Backend {
         transport: transport as StreamableHTTPClientTransport,
         deliver: (message) => transport.onmessage?.(message as never),
         onSessionLost: () => {
-          if (this.client === client) void client.close().catch(() => {});
+          if (this.client !== client) return;
+          this.channel?.close(new McpError(ErrorCode.ConnectionClosed, 'the backend ended its session; reconnecting'));
+          void client.close().catch(() => {});
         },
         idleTimeoutMs: this.timeoutMs * 10 + 5_000,
       });
     }
-    const channel = new RequestChannel(send, (method, params) => client.notification({ method, params } as never));
+    const channel = new RequestChannel(send, (method, params) => client.notification({ method, params } as never), send !== plainSend);
     channel.intercept(transport);
     return channel;
   }

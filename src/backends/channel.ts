@@ -11,8 +11,12 @@ export interface WireMessage {
   error?: { code: number; message: string; data?: unknown };
 }
 
-/** Sends one message to the backend; for HTTP it also delivers what the response carries. */
-export type WireSender = (message: WireMessage) => Promise<void>;
+/**
+ * Sends one message to the backend; for HTTP it also delivers what the response carries.
+ * `abandoned` (abortable channels only) fires when we stop waiting for the answer, so an HTTP
+ * response still streaming can be closed instead of holding its connection.
+ */
+export type WireSender = (message: WireMessage, abandoned?: AbortSignal) => Promise<void>;
 
 interface Pending {
   resolve(result: Record<string, unknown>): void;
@@ -20,6 +24,7 @@ interface Pending {
   timer: NodeJS.Timeout;
   signal?: AbortSignal;
   onAbort?: () => void;
+  abandon?: AbortController;
 }
 
 export interface ChannelRequestOptions {
@@ -41,6 +46,8 @@ export class RequestChannel {
   constructor(
     private readonly send: WireSender,
     private readonly notify: (method: string, params: Record<string, unknown>) => Promise<void>,
+    /** Give `send` a signal per request (HTTP: the response of an abandoned request is closed). */
+    private readonly abortable = false,
   ) {}
 
   /**
@@ -81,9 +88,10 @@ export class RequestChannel {
         pending.onAbort = () => this.giveUp(id, signal.reason, String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'cancelled'));
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
+      if (this.abortable) pending.abandon = new AbortController();
       this.pending.set(id, pending);
       const message: WireMessage = params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
-      this.send(message).catch((error: unknown) => {
+      this.send(message, pending.abandon?.signal).catch((error: unknown) => {
         const current = this.pending.get(id);
         if (!current) return;
         this.finish(id, current);
@@ -97,6 +105,7 @@ export class RequestChannel {
     this.closedWith = error;
     for (const [id, pending] of this.pending) {
       this.finish(id, pending);
+      pending.abandon?.abort();
       pending.reject(error);
     }
   }
@@ -118,6 +127,7 @@ export class RequestChannel {
     this.finish(id, pending);
     pending.reject(error);
     this.notify('notifications/cancelled', { requestId: id, reason }).catch(() => {});
+    pending.abandon?.abort();
   }
 }
 

@@ -27,8 +27,17 @@ export function fetchFor(url: string): FetchLike {
   return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher } as never)) as unknown as FetchLike;
 }
 
+const CLOSE_GRACE_MS = 2_000;
+
 export async function closeDispatchers(): Promise<void> {
   const all = [...agents.values()];
   agents.clear();
-  await Promise.all(all.map((agent) => agent.close().catch(() => {})));
+  // A graceful close waits for responses still streaming; past a bound they are cut.
+  await Promise.all(all.map(async (agent) => {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = agent.close().then(() => true, () => true);
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS)));
+    if (!(await Promise.race([closed, late]))) await agent.destroy().catch(() => {});
+    clearTimeout(timer);
+  }));
 }

@@ -33,7 +33,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
   const dispatcher: Dispatcher = dispatcherFor(options.url);
   const { transport, deliver } = options;
 
-  return async (message) => {
+  return async (message, abandoned) => {
     const headers: Record<string, string> = {
       ...options.headers,
       'content-type': 'application/json',
@@ -51,6 +51,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       body: JSON.stringify(message),
       headersTimeout: options.idleTimeoutMs,
       bodyTimeout: options.idleTimeoutMs,
+      signal: abandoned,
     });
     const status = response.statusCode;
     if (status === 202) {
@@ -95,9 +96,9 @@ export function httpPoster(options: HttpPostOptions): WireSender {
     try {
       for await (const chunk of response.body) parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
     } catch (error) {
-      if (!expectsAnswer || answered || !lastEventId) throw error;
+      if (abandoned?.aborted || !expectsAnswer || answered || !lastEventId) throw error;
     }
-    if (!expectsAnswer || answered) return;
+    if (!expectsAnswer || answered || abandoned?.aborted) return;
     if (lastEventId) {
       await transport.resumeStream(lastEventId);
       return;
