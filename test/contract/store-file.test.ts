@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { FileStore } from '../../src/store/file.js';
 import { UserError } from '../../src/errors.js';
@@ -28,11 +28,17 @@ t.test('file: the file is created on first write, mode 0600, in a 0700 directory
   await store.put('codes', 'c', { v: 1 });
   await t.rejects(stat(file), { code: 'ENOENT' }, 'ephemeral writes never touch the file');
   await store.put('clients', 'client-a', { client_name: 'A' });
+  t.same(JSON.parse(await readFile(file, 'utf8')).clients, { 'client-a': { value: { client_name: 'A' } } }, 'the first write creates the snapshot');
+  await t.rejects(stat(file + '.journal'), { code: 'ENOENT' }, 'the first write needs no journal');
   await store.put('sessions', 's', { generation: 1 }, 3600);
+  t.ok((await stat(file + '.journal')).size > 0, 'later writes go to the journal');
   if (process.platform !== 'win32') {
     t.equal((await stat(file)).mode & 0o777, 0o600, 'file mode 0600');
+    t.equal((await stat(file + '.journal')).mode & 0o777, 0o600, 'journal mode 0600');
     t.equal((await stat(dir)).mode & 0o777, 0o700, 'created directory mode 0700');
   }
+  await store.close();
+  t.equal((await stat(file + '.journal')).size, 0, 'close compacts the journal into the snapshot');
   const doc = JSON.parse(await readFile(file, 'utf8'));
   t.match(doc, { version: 1, clients: { 'client-a': { value: { client_name: 'A' } } }, consents: {}, sessions: { s: { value: { generation: 1 }, expiresAt: Number } } });
   t.equal(doc.clients['client-a'].expiresAt, undefined, 'no expiresAt without TTL');
@@ -102,8 +108,10 @@ t.test('file: expired entries are dropped on load and from the next write', asyn
   t.teardown(() => store.close());
   t.same(await store.list('clients'), [{ key: 'live', value: { n: 2 } }]);
   await store.put('consents', 'x', { y: 1 });
+  await store.close();
   const doc = JSON.parse(await readFile(file, 'utf8'));
   t.same(Object.keys(doc.clients), ['live'], 'the expired entry is not written back');
+  t.same(doc.consents, { x: { value: { y: 1 } } });
 });
 
 t.test('file: group commit: 200 concurrent puts share a few flushes and all survive a reopen', async (t) => {
@@ -137,23 +145,47 @@ t.test('file: group commit: 200 concurrent puts share a few flushes and all surv
 t.test('file: a failed flush rejects its waiters, keeps the state in memory and the next flush retries', async (t) => {
   const dir = t.testdir({});
   const file = path.join(dir, 'auth_server.json');
+  const journal = file + '.journal';
   const store = await FileStore.open(file);
   t.teardown(() => store.close());
   await store.put('clients', 'a', { n: 1 });
-  // A non-empty directory where the file should be: the rename fails, even for root.
-  await rm(file);
-  await mkdir(path.join(file, 'blocker'), { recursive: true });
+  // A non-empty directory where the snapshot should be: the first write (which creates the snapshot) fails, even for root.
+  const first = await FileStore.open(path.join(dir, 'first', 'auth_server.json'));
+  await mkdir(path.join(dir, 'first', 'auth_server.json', 'blocker'), { recursive: true });
+  await t.rejects(first.put('clients', 'x', { n: 0 }), { message: /could not save the state store/ }, 'a failed snapshot rejects');
+  t.equal(await first.healthy(), false);
+  await rm(path.join(dir, 'first', 'auth_server.json'), { recursive: true });
+  await first.put('clients', 'y', { n: 0 });
+  await first.close();
+  t.same(Object.keys(JSON.parse(await readFile(path.join(dir, 'first', 'auth_server.json'), 'utf8')).clients).sort(), ['x', 'y'], 'the retry wrote the failed change');
+
+  // A non-empty directory where the journal should be: appending fails, even for root.
+  await mkdir(path.join(journal, 'blocker'), { recursive: true });
   const results = await Promise.allSettled([store.put('clients', 'b', { n: 2 }), store.put('clients', 'c', { n: 3 })]);
   t.same(results.map((r) => r.status), ['rejected', 'rejected'], 'every waiter of the failed flush is rejected');
   t.match((results[0] as PromiseRejectedResult).reason.message, `${file}: could not save the state store`);
-  t.equal(await store.healthy(), false, 'unhealthy while the file is behind');
+  t.equal(await store.healthy(), false, 'unhealthy while the disk is behind');
   t.same(await store.get('clients', 'b'), { n: 2 }, 'the in-memory state stays ahead');
-  t.same(await tempFiles(dir), [], 'the failed temp file was removed');
-  await rm(file, { recursive: true });
+  t.same(await tempFiles(dir), [], 'no temp files left behind');
+  await rm(journal, { recursive: true });
   await store.put('clients', 'd', { n: 4 });
   t.equal(await store.healthy(), true, 'healthy again');
   const doc = JSON.parse(await readFile(file, 'utf8'));
-  t.same(Object.keys(doc.clients).sort(), ['a', 'b', 'c', 'd'], 'the retry wrote everything');
+  t.same(Object.keys(doc.clients).sort(), ['a', 'b', 'c', 'd'], 'the retry compacted: a snapshot of everything');
+  t.equal((await stat(journal)).size, 0, 'and an empty journal');
+
+  // The open journal fails under the store (here: its handle closed behind its back, EBADF).
+  await store.put('clients', 'e', { n: 5 });
+  await (store as unknown as { journal: FileHandle }).journal.close();
+  await t.rejects(store.put('clients', 'f', { n: 6 }), { message: /could not save the state store/ });
+  t.equal(await store.healthy(), false);
+  await store.put('clients', 'g', { n: 7 });
+  t.equal(await store.healthy(), true, 'the next flush compacted and reopened the journal');
+  await store.put('clients', 'h', { n: 8 });
+  t.equal(JSON.parse(await readFile(file, 'utf8')).clients.h, undefined, 'later writes are journaled again');
+  const again = await FileStore.open(file);
+  t.same((await again.list('clients')).map((e) => e.key).sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], 'nothing lost (reopened without close)');
+  await again.close();
 });
 
 t.test('file: stale temp files of a dead process are removed on open, a live one\'s are kept', async (t) => {

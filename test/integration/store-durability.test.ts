@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileStore } from '../../src/store/file.js';
@@ -9,8 +9,8 @@ import type { SessionRecord } from '../../src/store/types.js';
 /**
  * Crash durability of the file store: a child process writes (puts, deletes, rotations) as fast as it
  * can and prints each acknowledged write; it is SIGKILLed mid-burst, and everything it acknowledged
- * must be in the file. The child runs the TypeScript source through tap's own loader, so the test never
- * depends on a stale dist/.
+ * must be in the snapshot plus the journal. The child runs the TypeScript source through tap's own
+ * loader, so the test never depends on a stale dist/.
  */
 const WRITER = fileURLToPath(new URL('../fixtures/store/burst.ts', import.meta.url));
 const TS_LOADER = import.meta.resolve('@tapjs/typescript/import');
@@ -45,10 +45,11 @@ function parseAcks(text: string): Acks {
 }
 
 /** Runs the writer until it has acknowledged `minAcks` writes, then SIGKILLs it; returns its stdout. */
-async function crashWriter(file: string, round: number, minAcks: number, extraDelayMs: number): Promise<string> {
+async function crashWriter(file: string, round: number, minAcks: number, extraDelayMs: number, compactBytes?: number): Promise<string> {
   const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
   delete env.NODE_OPTIONS; // tap's process-info hook is not needed in the child
-  const child = spawn(process.execPath, ['--import', TS_LOADER, WRITER, file, String(round)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [WRITER, file, String(round), ...(compactBytes ? [String(compactBytes)] : [])];
+  const child = spawn(process.execPath, ['--import', TS_LOADER, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let acked = 0;
@@ -71,14 +72,26 @@ async function crashWriter(file: string, round: number, minAcks: number, extraDe
   return stdout;
 }
 
-t.test('file store: every acknowledged write survives SIGKILL mid-burst', async (t) => {
+/**
+ * The same file each round: every round also starts from the files a killed process left behind.
+ * With the default threshold the kill lands among journal appends; with a tiny one the snapshot is
+ * rewritten whenever the journal reaches twice its size, so kills land among compactions too.
+ */
+const CASES = [
+  { name: 'journal appends', compactBytes: undefined },
+  // Threshold 1 byte: the journal is compacted whenever it reaches twice the snapshot.
+  { name: 'frequent compactions', compactBytes: 1 },
+];
+
+for (const { name, compactBytes } of CASES) t.test(`file store: every acknowledged write survives SIGKILL mid-burst (${name})`, async (t) => {
   const dir = t.testdir({});
   const file = path.join(dir, 'auth_server.json');
   for (let round = 0; round < ROUNDS; round++) {
-    // Same file each round: every round also starts from the file a killed process left behind.
-    const stdout = await crashWriter(file, round, 600 + round * 400, round * 7);
+    const stdout = await crashWriter(file, round, 600 + round * 400, round * 7, compactBytes);
     const acks = parseAcks(stdout);
     const leftovers = (await readdir(dir)).filter((name) => name.endsWith('.tmp'));
+    const journalBytes = (await stat(file + '.journal').catch(() => ({ size: 0 }))).size;
+    if (compactBytes === undefined) t.ok(journalBytes > 0, `round ${round}: the acknowledged writes are in the journal (${journalBytes} bytes)`);
 
     const text = await readFile(file, 'utf8');
     let doc: { version: number; clients: Record<string, unknown>; sessions: Record<string, unknown> };
@@ -114,6 +127,7 @@ t.test('file store: every acknowledged write survives SIGKILL mid-burst', async 
     await store.close();
     const after = (await readdir(dir)).filter((name) => name.endsWith('.tmp'));
     t.same(after, [], `round ${round}: open removed ${leftovers.length} temp file(s) left by the killed writer`);
-    t.comment(`round ${round}: ${acks.lines} acknowledged writes, ${leftovers.length} temp file(s) left by the kill, file ${text.length} bytes`);
+    t.equal((await stat(file + '.journal')).size, 0, `round ${round}: the journal was replayed and compacted`);
+    t.comment(`round ${round}: ${acks.lines} acknowledged writes, ${leftovers.length} temp file(s) left by the kill, snapshot ${text.length} bytes, journal ${journalBytes} bytes`);
   }
 });
