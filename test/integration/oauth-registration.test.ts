@@ -6,11 +6,11 @@
  */
 import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   REDIRECT, authorize, exchange, postForm, probeMcp, bearer, refresh, register, registerClient, startAsGateway, obtainTokens,
 } from '../helpers/oauth-as.js';
+import { readStateFiles, readStateText } from '../helpers/state-files.js';
 
 const CURSOR = ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'];
 
@@ -44,7 +44,7 @@ t.test('201 with exactly what was registered, and the same in the store', async 
     scope: 'mcp',
   });
   t.notOk(body.client_secret, 'a public client has no secret');
-  const state = JSON.parse(await readFile(gw.statePath, 'utf8')) as { clients: Record<string, { value: Record<string, unknown> }> };
+  const state = await readStateFiles(gw.statePath);
   const stored = state.clients[body.client_id as string]?.value;
   t.ok(stored, 'durable before the 201');
   t.same(stored?.redirect_uris, body.redirect_uris);
@@ -79,7 +79,7 @@ t.test('no allowed redirect URI → 400 invalid_redirect_uri, nothing registered
   t.equal(res.status, 400);
   t.equal(res.json.error, 'invalid_redirect_uri');
   t.notOk(res.json.client_id);
-  t.notOk(existsSync(gw.statePath) && Object.keys((JSON.parse(await readFile(gw.statePath, 'utf8')) as { clients?: object }).clients ?? {}).length, 'no client stored');
+  t.notOk(Object.keys((await readStateFiles(gw.statePath)).clients).length, 'no client stored');
 });
 
 t.test('redirect URIs that are never acceptable → invalid_redirect_uri', async (t) => {
@@ -154,7 +154,7 @@ t.test('a confidential registration gets a secret that works with Basic and fail
   t.type(secret, 'string');
   t.ok(secret.length >= 32);
   t.equal(res.json.client_secret_expires_at, 0);
-  t.notMatch(await readFile(gw.statePath, 'utf8'), secret, 'the secret is not stored');
+  t.notMatch(await readStateText(gw.statePath) + await readStateText(`${gw.statePath}.journal`), secret, 'the secret is not stored');
 
   const basic = (id: string, s: string) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(s)}`).toString('base64')}` });
   const auth = await authorize(gw.issuer, clientId);
@@ -189,9 +189,9 @@ t.test('never-used registrations are reaped; used ones are kept', async (t) => {
   await first.stop();
   // The reaper runs when the Authorization Server starts (and every 10 minutes after).
   const second = await startAsGateway(t, { port: first.port, dir: first.dir, oauthAs: { registration: { unusedClientTtlSeconds: 1 } } });
-  const state = JSON.parse(await readFile(second.statePath, 'utf8')) as { clients: Record<string, unknown> };
+  const state = await readStateFiles(second.statePath);
   await new Promise((r) => setTimeout(r, 300));
-  const after = JSON.parse(await readFile(second.statePath, 'utf8')) as { clients: Record<string, unknown> };
+  const after = await readStateFiles(second.statePath);
   t.notOk(after.clients[unused], 'the never-used client was reaped');
   t.ok(after.clients[used] ?? state.clients[used], 'the used client is kept');
   const gone = await authorize(second.issuer, unused);
@@ -247,7 +247,7 @@ t.test('MCP_AUTH_SERVER_CONFIG with a configured file store: dynamic state goes 
   const { clientId } = await obtainTokens(gw.issuer, 'seed-only');
   t.equal(clientId, 'seed-only');
   const dynamic = await registerClient(gw.issuer);
-  const state = JSON.parse(await readFile(gw.statePath, 'utf8')) as { clients: Record<string, unknown>; sessions: Record<string, unknown> };
+  const state = await readStateFiles(gw.statePath);
   t.ok(state.clients[dynamic], 'dynamic registration in the file');
   t.notOk(state.clients['seed-only'], 'seed client not written');
   t.ok(Object.keys(state.sessions).length >= 1, 'the seed client\'s session is in the file');
