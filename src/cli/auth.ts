@@ -78,7 +78,7 @@ export async function authCommand(action: AuthAction, options: AuthCliOptions): 
   const err = options.err ?? process.stderr;
   let target: AdminTarget | undefined;
   try {
-    target = await openTarget(options);
+    target = await openTarget(options, !MUTATIONS.has(action.kind));
     if (MUTATIONS.has(action.kind) && !target.live) {
       err.write(`mcp auth: warning: changing ${target.describe} directly. The gateway must be stopped: a running gateway keeps this file in memory, would not see this change, and would overwrite it at its next write. For a running gateway use --url.\n`);
     }
@@ -113,7 +113,7 @@ async function perform(target: AdminTarget, action: AuthAction): Promise<unknown
   }
 }
 
-async function openTarget(options: AuthCliOptions): Promise<AdminTarget> {
+async function openTarget(options: AuthCliOptions, readOnly: boolean): Promise<AdminTarget> {
   const env = options.env ?? process.env;
   if (options.url && options.config) throw new UserError('use either --url (a running gateway) or --config (the store of a stopped gateway), not both');
   if (options.url) {
@@ -121,14 +121,14 @@ async function openTarget(options: AuthCliOptions): Promise<AdminTarget> {
     if (!token) throw new UserError('--url needs an admin bearer token: pass --token TOKEN or set MCP_ADMIN_TOKEN (a token whose identity has the "admin" role)');
     return new RemoteTarget(options.url, token);
   }
-  if (options.config) return openLocalTarget(options.config, env);
+  if (options.config) return openLocalTarget(options.config, env, readOnly);
   throw new UserError('say where the state is: --url URL (a running gateway, with --token or MCP_ADMIN_TOKEN) or --config FILE (the store of a stopped gateway)');
 }
 
 // ---------------------------------------------------------------------------------------------
 // Direct mode: the configured store of a stopped gateway
 
-async function openLocalTarget(configPath: string, env: NodeJS.ProcessEnv): Promise<AdminTarget> {
+async function openLocalTarget(configPath: string, env: NodeJS.ProcessEnv, readOnly: boolean): Promise<AdminTarget> {
   const { config } = await loadConfig({ path: configPath, env });
   const source = config.sourcePath ?? configPath;
   const oauthAs = config.serverAuth.oauthAs;
@@ -151,7 +151,8 @@ async function openLocalTarget(configPath: string, env: NodeJS.ProcessEnv): Prom
       }
     }
   }
-  const store = await openStore(config.stateStore, { logger: silentLogger, env });
+  // Listing and showing write nothing, so they are safe next to a running gateway's file store.
+  const store = await openStore(config.stateStore, { logger: silentLogger, env, readOnly });
   // The registry only supplies the pre-registered clients here; metadata documents are never fetched.
   const cimd = new ClientMetadataDocuments(oauthAs, () => false, silentLogger);
   const registry = new ClientRegistry(store, oauthAs, cimd, silentLogger, seed.clients);

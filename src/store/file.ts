@@ -36,6 +36,12 @@ export interface FileStoreOptions {
    * size of the last snapshot). Default 4 MiB (`DEFAULT_JOURNAL_COMPACT_BYTES`).
    */
   journalCompactBytes?: number;
+  /**
+   * Open without writing anything (no directory creation, no compaction, no temp-file cleanup):
+   * the journal is replayed in memory only, and persistent changes are refused. For reading the
+   * store of a gateway that may be running (`mcp auth ... list/show --config`).
+   */
+  readOnly?: boolean;
 }
 
 interface Deferred {
@@ -84,6 +90,7 @@ export class FileStore implements StateStore {
   private readonly logger: Logger;
   private readonly fsyncDirectory: boolean;
   private readonly compactBytes: number;
+  private readonly readOnly: boolean;
   private readonly sweeper: NodeJS.Timeout;
   private readonly onWrite?: (seconds: number) => void;
   /** Waiters of the next flush, which has not started yet. */
@@ -120,6 +127,7 @@ export class FileStore implements StateStore {
     this.fsyncDirectory = options.fsyncDirectory ?? process.platform !== 'win32';
     this.compactBytes = options.journalCompactBytes ?? DEFAULT_JOURNAL_COMPACT_BYTES;
     this.onWrite = options.onWrite;
+    this.readOnly = options.readOnly ?? false;
     this.snapshotBytes = onDisk.snapshotBytes;
     this.journalBytes = onDisk.journalBytes;
     this.sweeper = setInterval(() => this.tables.sweep(), options.sweepIntervalMs ?? 60_000);
@@ -138,6 +146,7 @@ export class FileStore implements StateStore {
     const journalPath = absolute + JOURNAL_SUFFIX;
     const logger = options.logger ?? silentLogger;
     const dir = path.dirname(absolute);
+    if (options.readOnly) return FileStore.openReadOnly(absolute, options);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -182,6 +191,18 @@ export class FileStore implements StateStore {
     return store;
   }
 
+  private static async openReadOnly(absolute: string, options: FileStoreOptions): Promise<FileStore> {
+    const logger = options.logger ?? silentLogger;
+    const journalPath = absolute + JOURNAL_SUFFIX;
+    const clock: Clock = { pinned: undefined };
+    const tables = new StoreTables({ now: () => clock.pinned ?? Date.now() });
+    const text = await readState(absolute);
+    if (text !== undefined) loadState(absolute, text, tables);
+    const journal = await readJournal(journalPath);
+    if (journal && journal.length > 0) replayJournal(journalPath, journal, tables, logger);
+    return new FileStore(absolute, tables, clock, options, { snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text), journalBytes: journal?.length ?? 0 });
+  }
+
   /** How many flushes have completed successfully (tests assert group commit with it). */
   get flushCount(): number {
     return this.flushes;
@@ -198,6 +219,7 @@ export class FileStore implements StateStore {
       this.tables.put(namespace, key, value, ttlSeconds);
       return;
     }
+    this.assertWritable();
     const now = Date.now();
     this.clock.pinned = now;
     try {
@@ -212,6 +234,7 @@ export class FileStore implements StateStore {
 
   async takeOnce<T extends object>(namespace: Namespace, key: string): Promise<T | undefined> {
     this.assertOpen();
+    if (PERSISTENT.has(namespace)) this.assertWritable();
     const value = this.tables.take(namespace, key);
     if (value !== undefined && PERSISTENT.has(namespace)) {
       this.markDirty(namespace as PersistentNamespace, key, undefined);
@@ -222,6 +245,7 @@ export class FileStore implements StateStore {
 
   async delete(namespace: Namespace, key: string): Promise<boolean> {
     this.assertOpen();
+    if (PERSISTENT.has(namespace)) this.assertWritable();
     const deleted = this.tables.delete(namespace, key);
     if (deleted && PERSISTENT.has(namespace)) {
       this.markDirty(namespace as PersistentNamespace, key, undefined);
@@ -248,6 +272,7 @@ export class FileStore implements StateStore {
    */
   async rotateRefresh(request: RotateRequest): Promise<RotateResult> {
     this.assertOpen();
+    this.assertWritable();
     const { result, changed } = this.tables.rotate(request);
     if (changed) {
       // A family kept by the rotation expires as an entry at its idleExpiresAt (StoreTables.rotate); any other change deleted it.
@@ -270,6 +295,7 @@ export class FileStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    if (this.readOnly) return this.dispose();
     await this.running;
     let failure: unknown;
     // Changes that are not durable yet (a failed flush) make close reject if they still cannot be
@@ -290,6 +316,10 @@ export class FileStore implements StateStore {
 
   private assertOpen(): void {
     if (this.closed) throw new Error(`the state store ${this.filePath} is closed`);
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new Error(`the state store ${this.filePath} is open read-only`);
   }
 
   private async dispose(): Promise<void> {

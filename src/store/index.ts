@@ -19,6 +19,8 @@ export interface OpenStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Called with the store kind and the duration (s) of each write (file flush, redis write command). */
   onWrite?: (store: 'file' | 'redis', seconds: number) => void;
+  /** File store only: read without writing anything (see FileStoreOptions.readOnly). */
+  readOnly?: boolean;
 }
 
 export async function openStore(config: StateStoreConfig, options: OpenStoreOptions): Promise<StateStore> {
@@ -28,7 +30,7 @@ export async function openStore(config: StateStoreConfig, options: OpenStoreOpti
       // The config loader resolves the path (stateStore.path, $MCP_AUTH_SERVER_PATH, or next to the config).
       const filePath = config.path ?? options.env?.MCP_AUTH_SERVER_PATH;
       if (!filePath) throw new UserError('stateStore: the file store needs a path (stateStore.path or MCP_AUTH_SERVER_PATH)');
-      const store = await FileStore.open(filePath, { logger: options.logger, ...(onWrite ? { onWrite: (seconds: number) => onWrite('file', seconds) } : {}) });
+      const store = await FileStore.open(filePath, { logger: options.logger, readOnly: options.readOnly, ...(onWrite ? { onWrite: (seconds: number) => onWrite('file', seconds) } : {}) });
       options.logger.info({ path: store.filePath }, 'state store: file');
       return store;
     }

@@ -366,3 +366,29 @@ t.test('a journal without a snapshot (the snapshot lost or not yet written) is r
   t.same(JSON.parse(await readFile(file, 'utf8')).clients, { a: { value: { n: 1 } } }, 'open wrote the snapshot');
   await store.close();
 });
+
+t.test('read-only open: the journal is replayed in memory, nothing is written, changes are refused', async (t) => {
+  const file = path.join(t.testdir({}), 'auth_server.json');
+  const writer = await FileStore.open(file);
+  await mutate(writer);
+  const expected = await everything(writer);
+  const snapshotBefore = await bytesOf(file);
+  const journalBefore = await bytesOf(file + '.journal');
+  t.ok(journalBefore && journalBefore.length > 0, 'the running writer has a journal');
+
+  const reader = await FileStore.open(file, { readOnly: true });
+  t.same(await everything(reader), expected, 'the reader sees every acknowledged change');
+  await t.rejects(reader.put('clients', 'x', { a: 1 }), /read-only/);
+  await t.rejects(reader.delete('clients', 'c1'), /read-only/);
+  await t.rejects(reader.rotateRefresh({ sid: 'rot', presentedGeneration: 0, now: Date.now(), graceMs: 0, idleTtlMs: HOUR }), /read-only/);
+  await reader.close();
+  t.same(await bytesOf(file), snapshotBefore, 'the snapshot is untouched');
+  t.same(await bytesOf(file + '.journal'), journalBefore, 'the journal is untouched');
+
+  // The writer goes on appending to the same journal: nothing it wrote was lost.
+  await writer.put('clients', 'after', { client_name: 'after the read' });
+  const reopened = await FileStore.open(file);
+  t.same((await reopened.get('clients', 'after')) as object, { client_name: 'after the read' });
+  await reopened.close();
+  await writer.close();
+});
