@@ -66,9 +66,13 @@ export class TokenEndpoint {
     try {
       if (!grantType) throw invalidRequest('grant_type is required');
       if (grant === 'unsupported') throw new OAuthError('unsupported_grant_type', `grant_type "${grantType}" is not supported`);
+      // The refresh family is read while the client is authenticated (one round trip to a shared
+      // store instead of two); nothing about it is looked at before the client is.
+      const family = grant === 'refresh_token' ? this.readFamily(form) : undefined;
+      family?.catch(() => {});
       const client = await this.deps.clients.authenticate(req, form);
       if (!client.grant_types.includes(grant)) throw new OAuthError('unauthorized_client', `this client may not use the ${grant} grant`);
-      const { body, outcome } = grant === 'authorization_code' ? await this.authorizationCode(client, form) : await this.refresh(client, form);
+      const { body, outcome } = grant === 'authorization_code' ? await this.authorizationCode(client, form) : await this.refresh(client, form, family!);
       this.deps.onOutcome?.(grant, outcome);
       return body;
     } catch (error) {
@@ -130,13 +134,18 @@ export class TokenEndpoint {
     return { body: await this.respond(session, session.scope, session.generation), outcome: 'issued' };
   }
 
-  private async refresh(client: ClientRecord, form: Map<string, string>): Promise<{ body: Record<string, unknown>; outcome: string }> {
-    const { store, config } = this.deps;
+  /** The presented refresh token's family: the parsed token and its stored session, if any. */
+  private async readFamily(form: Map<string, string>): Promise<{ parsed: { sid: string; generation: number }; current: SessionRecord | undefined }> {
     const token = form.get('refresh_token');
     if (!token) throw invalidRequest('refresh_token is required');
     const parsed = this.deps.refreshTokens.parse(token);
     if (!parsed) throw invalidGrant('the refresh token is invalid');
-    const current = await store.get<SessionRecord>('sessions', parsed.sid);
+    return { parsed, current: await this.deps.store.get<SessionRecord>('sessions', parsed.sid) };
+  }
+
+  private async refresh(client: ClientRecord, form: Map<string, string>, family: ReturnType<TokenEndpoint['readFamily']>): Promise<{ body: Record<string, unknown>; outcome: string }> {
+    const { store, config } = this.deps;
+    const { parsed, current } = await family;
     if (!current) throw invalidGrant('the refresh token is invalid, expired or revoked');
     if (current.clientId !== client.client_id) throw invalidGrant('the refresh token was issued to another client');
     const resourceParam = form.get('resource');
