@@ -14,8 +14,10 @@ const SECRET = 'replicas-shared-secret-0123456789-0123456789';
 const BIN = join(ROOT, 'bin', 'mcp.js');
 
 interface Tap {
-  teardown(fn: () => unknown): void;
+  teardown(fn: () => void | Promise<void>): void;
   testdir(): string;
+  passing(): boolean;
+  comment(...message: unknown[]): void;
 }
 
 /** A tiny loopback round-robin load balancer; counts which replica served each path. */
@@ -50,16 +52,23 @@ async function replica(t: Tap, configPath: string, port: number): Promise<ChildP
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
   let listening = false;
   let log = '';
+  t.teardown(() => {
+    child.kill('SIGKILL');
+    // The replica's own account of what happened, when something failed (backend start, store...).
+    if (!t.passing()) t.comment(`replica on ${port}:\n${log.split('\n').filter((line) => !line.includes('"msg":"request"')).slice(-40).join('\n')}`);
+  });
   createInterface({ input: child.stderr! }).on('line', (line) => {
     log += line + '\n';
     if (line.includes('Gatehouse listening')) listening = true;
   });
   await waitFor(`replica on ${port} (${log.slice(-500)})`, () => listening, 30_000);
+  // As a load balancer's readiness probe would: traffic only once the backends have started.
+  await waitFor(`replica on ${port} ready`, async () => {
+    const answer = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+    return answer?.status === 200;
+  }, 30_000);
   return child;
 }
 
