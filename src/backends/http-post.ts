@@ -20,11 +20,12 @@ export interface HttpPostOptions {
 }
 
 /**
- * POSTs one message of an established Streamable HTTP session with a plain undici request (no
- * WHATWG fetch, Headers or web streams on the hot path) and delivers what comes back: a JSON
- * body or an SSE stream, whose non-answer messages (progress, logging, sampling requests) go to
- * `deliver`. If an SSE stream breaks after an event id and before the answer, the SDK transport
- * resumes it with Last-Event-ID, as the spec describes; its messages reach the same handler.
+ * POSTs one message of an established Streamable HTTP session with a raw undici dispatch (no
+ * WHATWG fetch, Headers, web streams or Readable body on the hot path) and delivers what comes
+ * back: a JSON body or an SSE stream, whose non-answer messages (progress, logging, sampling
+ * requests) go to `deliver`. If an SSE stream breaks after an event id and before the answer, the
+ * SDK transport resumes it with Last-Event-ID, as the spec describes; its messages reach the same
+ * handler. `abandoned` aborts the exchange (the socket is closed) when the caller stops waiting.
  */
 export function httpPoster(options: HttpPostOptions): WireSender {
   const url = new URL(options.url);
@@ -33,7 +34,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
   const dispatcher: Dispatcher = dispatcherFor(options.url);
   const { transport, deliver } = options;
 
-  return async (message, abandoned) => {
+  return (message, abandoned) => new Promise<void>((resolve, reject) => {
     const headers: Record<string, string> = {
       ...options.headers,
       'content-type': 'application/json',
@@ -43,46 +44,21 @@ export function httpPoster(options: HttpPostOptions): WireSender {
     if (sessionId) headers['mcp-session-id'] = sessionId;
     const version = transport.protocolVersion;
     if (version) headers['mcp-protocol-version'] = version;
-    const response = await dispatcher.request({
-      origin,
-      path,
-      method: 'POST',
-      headers,
-      body: JSON.stringify(message),
-      headersTimeout: options.idleTimeoutMs,
-      bodyTimeout: options.idleTimeoutMs,
-      signal: abandoned,
-    });
-    const status = response.statusCode;
-    if (status === 202) {
-      await response.body.dump();
-      return;
-    }
-    if (status !== 200) {
-      const text = await response.body.text().catch(() => '');
-      if (status === 404 && sessionId) {
-        options.onSessionLost();
-        throw new McpError(ErrorCode.ConnectionClosed, 'the backend ended its session; reconnecting');
-      }
-      throw new McpError(ErrorCode.InternalError, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`);
-    }
     const expectsAnswer = message.id !== undefined && message.method !== undefined;
-    const type = String(response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type === 'application/json') {
-      const text = await response.body.text();
-      if (!text) return;
-      const parsed = JSON.parse(text) as WireMessage | WireMessage[];
-      for (const item of Array.isArray(parsed) ? parsed : [parsed]) deliver(item);
-      return;
-    }
-    if (type !== 'text/event-stream') {
-      await response.body.dump();
-      if (expectsAnswer) throw new McpError(ErrorCode.InternalError, `unexpected content type ${type || '(none)'}`);
-      return;
-    }
+
+    let status = 0;
+    let kind: 'json' | 'sse' | 'other' = 'other';
+    const chunks: Buffer[] = [];
     let answered = false;
     let lastEventId: string | undefined;
-    const parser = createParser({
+    let settled = false;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const sse = createParser({
       onEvent(event) {
         if (event.id) lastEventId = event.id;
         if (event.event !== undefined && event.event !== 'message') return;
@@ -93,16 +69,84 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       },
     });
     const decoder = new TextDecoder();
-    try {
-      for await (const chunk of response.body) parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-    } catch (error) {
-      if (abandoned?.aborted || !expectsAnswer || answered || !lastEventId) throw error;
-    }
-    if (!expectsAnswer || answered || abandoned?.aborted) return;
-    if (lastEventId) {
-      await transport.resumeStream(lastEventId);
-      return;
-    }
-    throw new McpError(ErrorCode.ConnectionClosed, 'the backend closed the response stream without answering');
-  };
+
+    // A raw dispatch handler: no Readable body, no Headers object, one callback per event.
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(controller) {
+        if (!abandoned) return;
+        if (abandoned.aborted) controller.abort(abandoned.reason);
+        else abandoned.addEventListener('abort', () => controller.abort(abandoned.reason), { once: true });
+      },
+      onResponseStart(_controller, statusCode, responseHeaders) {
+        status = statusCode;
+        const type = String(responseHeaders['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        kind = statusCode === 200 && type === 'text/event-stream' ? 'sse' : statusCode === 200 && type === 'application/json' ? 'json' : 'other';
+      },
+      onResponseData(controller, chunk) {
+        if (kind !== 'sse') {
+          chunks.push(chunk);
+          return;
+        }
+        try {
+          sse.feed(decoder.decode(chunk, { stream: true }));
+        } catch (error) {
+          settle(error);
+          controller.abort(error as Error);
+        }
+      },
+      onResponseEnd() {
+        try {
+          finish();
+        } catch (error) {
+          settle(error);
+        }
+      },
+      onResponseError(_controller, error) {
+        // A stream broken after an event id and before the answer is resumed, as the spec describes.
+        if (kind === 'sse' && expectsAnswer && !answered && lastEventId && !abandoned?.aborted) {
+          transport.resumeStream(lastEventId).then(() => settle(), settle);
+          return;
+        }
+        settle(error);
+      },
+    };
+
+    const finish = () => {
+      if (status === 202) return settle();
+      const text = kind === 'sse' ? '' : Buffer.concat(chunks).toString('utf8');
+      if (status !== 200) {
+        if (status === 404 && sessionId) {
+          options.onSessionLost();
+          return settle(new McpError(ErrorCode.ConnectionClosed, 'the backend ended its session; reconnecting'));
+        }
+        return settle(new McpError(ErrorCode.InternalError, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`));
+      }
+      if (kind === 'json') {
+        if (text) {
+          const parsed = JSON.parse(text) as WireMessage | WireMessage[];
+          for (const item of Array.isArray(parsed) ? parsed : [parsed]) deliver(item);
+        }
+        return settle();
+      }
+      if (kind === 'other') {
+        return settle(expectsAnswer ? new McpError(ErrorCode.InternalError, 'unexpected content type from the backend') : undefined);
+      }
+      if (!expectsAnswer || answered || abandoned?.aborted) return settle();
+      if (lastEventId) {
+        transport.resumeStream(lastEventId).then(() => settle(), settle);
+        return;
+      }
+      settle(new McpError(ErrorCode.ConnectionClosed, 'the backend closed the response stream without answering'));
+    };
+
+    dispatcher.dispatch({
+      origin,
+      path,
+      method: 'POST',
+      headers,
+      body: JSON.stringify(message),
+      headersTimeout: options.idleTimeoutMs,
+      bodyTimeout: options.idleTimeoutMs,
+    }, handler);
+  });
 }
