@@ -196,8 +196,7 @@ export class Backend {
   }
 
   private openChannel(client: Client, transport: Transport, describe: string): RequestChannel {
-    const plainSend: WireSender = (message) => transport.send(message as never);
-    let send = plainSend;
+    let send: WireSender = (message) => transport.send(message as never);
     if (describe === 'streamable-http' && this.config.kind === 'http') {
       send = httpPoster({
         url: this.config.url,
@@ -212,7 +211,7 @@ export class Backend {
         idleTimeoutMs: this.timeoutMs * 10 + 5_000,
       });
     }
-    const channel = new RequestChannel(send, (method, params) => client.notification({ method, params } as never), send !== plainSend);
+    const channel = new RequestChannel(send, (method, params) => client.notification({ method, params } as never));
     channel.intercept(transport);
     return channel;
   }

@@ -12,11 +12,17 @@ export interface WireMessage {
 }
 
 /**
- * Sends one message to the backend; for HTTP it also delivers what the response carries.
- * `abandoned` (abortable channels only) fires when we stop waiting for the answer, so an HTTP
- * response still streaming can be closed instead of holding its connection.
+ * What the channel can do to a message in flight: `abandon()` is called when we stop waiting for
+ * its answer (timeout, cancellation, connection closed). A sender that holds something open for
+ * the answer (an HTTP response) sets it to close that; `abandoned` tells it that already happened.
  */
-export type WireSender = (message: WireMessage, abandoned?: AbortSignal) => Promise<void>;
+export interface SendTicket {
+  abandoned: boolean;
+  abandon?: () => void;
+}
+
+/** Sends one message to the backend; for HTTP it also delivers what the response carries. */
+export type WireSender = (message: WireMessage, ticket: SendTicket) => Promise<void>;
 
 interface Pending {
   resolve(result: Record<string, unknown>): void;
@@ -24,7 +30,7 @@ interface Pending {
   timer: NodeJS.Timeout;
   signal?: AbortSignal;
   onAbort?: () => void;
-  abandon?: AbortController;
+  ticket: SendTicket;
 }
 
 export interface ChannelRequestOptions {
@@ -46,8 +52,6 @@ export class RequestChannel {
   constructor(
     private readonly send: WireSender,
     private readonly notify: (method: string, params: Record<string, unknown>) => Promise<void>,
-    /** Give `send` a signal per request (HTTP: the response of an abandoned request is closed). */
-    private readonly abortable = false,
   ) {}
 
   /**
@@ -82,16 +86,16 @@ export class RequestChannel {
         resolve,
         reject,
         signal,
+        ticket: { abandoned: false },
         timer: setTimeout(() => this.giveUp(id, new McpError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: options.timeoutMs }), 'timeout'), options.timeoutMs),
       };
       if (signal) {
         pending.onAbort = () => this.giveUp(id, signal.reason, String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'cancelled'));
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
-      if (this.abortable) pending.abandon = new AbortController();
       this.pending.set(id, pending);
       const message: WireMessage = params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
-      this.send(message, pending.abandon?.signal).catch((error: unknown) => {
+      this.send(message, pending.ticket).catch((error: unknown) => {
         const current = this.pending.get(id);
         if (!current) return;
         this.finish(id, current);
@@ -105,7 +109,7 @@ export class RequestChannel {
     this.closedWith = error;
     for (const [id, pending] of this.pending) {
       this.finish(id, pending);
-      pending.abandon?.abort();
+      abandon(pending.ticket);
       pending.reject(error);
     }
   }
@@ -127,8 +131,13 @@ export class RequestChannel {
     this.finish(id, pending);
     pending.reject(error);
     this.notify('notifications/cancelled', { requestId: id, reason }).catch(() => {});
-    pending.abandon?.abort();
+    abandon(pending.ticket);
   }
 }
 
 const ID_PREFIX = 'gatehouse-';
+
+function abandon(ticket: SendTicket): void {
+  ticket.abandoned = true;
+  ticket.abandon?.();
+}

@@ -25,7 +25,7 @@ export interface HttpPostOptions {
  * back: a JSON body or an SSE stream, whose non-answer messages (progress, logging, sampling
  * requests) go to `deliver`. If an SSE stream breaks after an event id and before the answer, the
  * SDK transport resumes it with Last-Event-ID, as the spec describes; its messages reach the same
- * handler. `abandoned` aborts the exchange (the socket is closed) when the caller stops waiting.
+ * handler. An abandoned request's exchange is aborted (its socket closed).
  */
 export function httpPoster(options: HttpPostOptions): WireSender {
   const url = new URL(options.url);
@@ -34,7 +34,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
   const dispatcher: Dispatcher = dispatcherFor(options.url);
   const { transport, deliver } = options;
 
-  return (message, abandoned) => new Promise<void>((resolve, reject) => {
+  return (message, ticket) => new Promise<void>((resolve, reject) => {
     const headers: Record<string, string> = {
       ...options.headers,
       'content-type': 'application/json',
@@ -73,9 +73,9 @@ export function httpPoster(options: HttpPostOptions): WireSender {
     // A raw dispatch handler: no Readable body, no Headers object, one callback per event.
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller) {
-        if (!abandoned) return;
-        if (abandoned.aborted) controller.abort(abandoned.reason);
-        else abandoned.addEventListener('abort', () => controller.abort(abandoned.reason), { once: true });
+        const abort = () => controller.abort(new Error('request abandoned'));
+        if (ticket.abandoned) abort();
+        else ticket.abandon = abort;
       },
       onResponseStart(_controller, statusCode, responseHeaders) {
         status = statusCode;
@@ -103,7 +103,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       },
       onResponseError(_controller, error) {
         // A stream broken after an event id and before the answer is resumed, as the spec describes.
-        if (kind === 'sse' && expectsAnswer && !answered && lastEventId && !abandoned?.aborted) {
+        if (kind === 'sse' && expectsAnswer && !answered && lastEventId && !ticket.abandoned) {
           transport.resumeStream(lastEventId).then(() => settle(), settle);
           return;
         }
@@ -131,7 +131,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       if (kind === 'other') {
         return settle(expectsAnswer ? new McpError(ErrorCode.InternalError, 'unexpected content type from the backend') : undefined);
       }
-      if (!expectsAnswer || answered || abandoned?.aborted) return settle();
+      if (!expectsAnswer || answered || ticket.abandoned) return settle();
       if (lastEventId) {
         transport.resumeStream(lastEventId).then(() => settle(), settle);
         return;

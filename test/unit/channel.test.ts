@@ -65,3 +65,25 @@ t.test('a failed send rejects that request; close fails all in flight and later 
   t.equal(((await inflight.catch((e: unknown) => e)) as McpError).code, ErrorCode.ConnectionClosed);
   t.equal(((await ch.request('ping', undefined, { timeoutMs: 1000 }).catch((e: unknown) => e)) as McpError).code, ErrorCode.ConnectionClosed);
 });
+
+t.test('the sender is told when a request is abandoned (timeout, cancel, close), never after an answer', async (t) => {
+  const tickets: Array<{ abandoned: boolean; abandon?: () => void }> = [];
+  const closed: number[] = [];
+  const ch = new RequestChannel(async (_m, ticket) => {
+    const index = tickets.push(ticket) - 1;
+    ticket.abandon = () => closed.push(index);
+  }, async () => {});
+  await ch.request('tools/call', {}, { timeoutMs: 10 }).catch(() => {});
+  const controller = new AbortController();
+  const cancelled = ch.request('tools/call', {}, { timeoutMs: 10_000, signal: controller.signal }).catch(() => {});
+  controller.abort(new Error('stop'));
+  await cancelled;
+  const answered = ch.request('tools/call', {}, { timeoutMs: 10_000 });
+  ch.accept({ jsonrpc: '2.0', id: 'gatehouse-3', result: {} });
+  await answered;
+  const inflight = ch.request('tools/call', {}, { timeoutMs: 10_000 }).catch(() => {});
+  ch.close();
+  await inflight;
+  t.same(closed, [0, 1, 3], 'timed out, cancelled and closed requests are abandoned; the answered one is not');
+  t.same(tickets.map((ticket) => ticket.abandoned), [true, true, false, true]);
+});
