@@ -50,13 +50,8 @@ interface Deferred {
   reject: (error: Error) => void;
 }
 
-/** The tables' clock. A mutation pins it so the store knows exactly which expiry the tables computed. */
-interface Clock {
-  pinned: number | undefined;
-}
-
-/** Persistent keys changed since the last flush started → the expiry their last mutation gave them. */
-type Dirty = Map<PersistentNamespace, Map<string, number | undefined>>;
+/** Persistent keys changed since the last flush started (their state is read from the tables when written). */
+type Dirty = Map<PersistentNamespace, Set<string>>;
 
 /** One journal line: an entry's whole current state, or its deletion. */
 type JournalRecord =
@@ -117,7 +112,6 @@ export class FileStore implements StateStore {
   private constructor(
     readonly filePath: string,
     private readonly tables: StoreTables,
-    private readonly clock: Clock,
     options: FileStoreOptions,
     onDisk: { snapshotBytes: number | undefined; journalBytes: number },
   ) {
@@ -158,8 +152,7 @@ export class FileStore implements StateStore {
     } catch (error) {
       throw new UserError(`${dir}: the directory of the state store file ${absolute} is not writable (${describe(error)})`);
     }
-    const clock: Clock = { pinned: undefined };
-    const tables = new StoreTables({ now: () => clock.pinned ?? Date.now() });
+    const tables = new StoreTables();
     const text = await readState(absolute);
     let wideMode = false;
     if (text !== undefined) {
@@ -169,7 +162,7 @@ export class FileStore implements StateStore {
     const journal = await readJournal(journalPath);
     const replayed = journal && journal.length > 0 ? replayJournal(journalPath, journal, tables, logger) : undefined;
     await removeStaleTempFiles(absolute, logger);
-    const store = new FileStore(absolute, tables, clock, options, {
+    const store = new FileStore(absolute, tables, options, {
       snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text),
       journalBytes: journal?.length ?? 0,
     });
@@ -194,13 +187,12 @@ export class FileStore implements StateStore {
   private static async openReadOnly(absolute: string, options: FileStoreOptions): Promise<FileStore> {
     const logger = options.logger ?? silentLogger;
     const journalPath = absolute + JOURNAL_SUFFIX;
-    const clock: Clock = { pinned: undefined };
-    const tables = new StoreTables({ now: () => clock.pinned ?? Date.now() });
+    const tables = new StoreTables();
     const text = await readState(absolute);
     if (text !== undefined) loadState(absolute, text, tables);
     const journal = await readJournal(journalPath);
     if (journal && journal.length > 0) replayJournal(journalPath, journal, tables, logger);
-    return new FileStore(absolute, tables, clock, options, { snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text), journalBytes: journal?.length ?? 0 });
+    return new FileStore(absolute, tables, options, { snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text), journalBytes: journal?.length ?? 0 });
   }
 
   /** How many flushes have completed successfully (tests assert group commit with it). */
@@ -220,15 +212,8 @@ export class FileStore implements StateStore {
       return;
     }
     this.assertWritable();
-    const now = Date.now();
-    this.clock.pinned = now;
-    try {
-      this.tables.put(namespace, key, value, ttlSeconds);
-    } finally {
-      this.clock.pinned = undefined;
-    }
-    // The expiry StoreTables.put computed from the pinned clock (memory.ts: now + ttlSeconds × 1000).
-    this.markDirty(namespace as PersistentNamespace, key, ttlSeconds === undefined ? undefined : now + ttlSeconds * 1000);
+    this.tables.put(namespace, key, value, ttlSeconds);
+    this.markDirty(namespace as PersistentNamespace, key);
     await this.commit();
   }
 
@@ -237,7 +222,7 @@ export class FileStore implements StateStore {
     if (PERSISTENT.has(namespace)) this.assertWritable();
     const value = this.tables.take(namespace, key);
     if (value !== undefined && PERSISTENT.has(namespace)) {
-      this.markDirty(namespace as PersistentNamespace, key, undefined);
+      this.markDirty(namespace as PersistentNamespace, key);
       await this.commit();
     }
     return value as T | undefined;
@@ -248,7 +233,7 @@ export class FileStore implements StateStore {
     if (PERSISTENT.has(namespace)) this.assertWritable();
     const deleted = this.tables.delete(namespace, key);
     if (deleted && PERSISTENT.has(namespace)) {
-      this.markDirty(namespace as PersistentNamespace, key, undefined);
+      this.markDirty(namespace as PersistentNamespace, key);
       await this.commit();
     }
     return deleted;
@@ -275,9 +260,7 @@ export class FileStore implements StateStore {
     this.assertWritable();
     const { result, changed } = this.tables.rotate(request);
     if (changed) {
-      // A family kept by the rotation expires as an entry at its idleExpiresAt (StoreTables.rotate); any other change deleted it.
-      const kept = result.status === 'rotated' || result.status === 'grace';
-      this.markDirty('sessions', request.sid, kept ? result.session.idleExpiresAt : undefined);
+      this.markDirty('sessions', request.sid);
       await this.commit();
     }
     return result;
@@ -329,10 +312,10 @@ export class FileStore implements StateStore {
     await journal?.close().catch(() => undefined);
   }
 
-  private markDirty(namespace: PersistentNamespace, key: string, expiresAt: number | undefined): void {
+  private markDirty(namespace: PersistentNamespace, key: string): void {
     let keys = this.dirty.get(namespace);
-    if (!keys) this.dirty.set(namespace, (keys = new Map()));
-    keys.set(key, expiresAt);
+    if (!keys) this.dirty.set(namespace, (keys = new Set()));
+    keys.add(key);
   }
 
   /** Joins the next flush (starting the flush loop if idle); resolves once that flush is durable. */
@@ -407,10 +390,8 @@ export class FileStore implements StateStore {
         this.logger.error({ path: this.filePath, err: describe(error) }, 'state store compaction failed; the journal keeps every change and the next write retries');
         return;
       }
-      // Still dirty: keys changed again since (in this.dirty) keep their newer expiry.
-      for (const [ns, keys] of dirty) {
-        for (const [key, expiresAt] of keys) if (!this.dirty.get(ns)?.has(key)) this.markDirty(ns, key, expiresAt);
-      }
+      // Still dirty: the next flush writes their state as it is then.
+      for (const [ns, keys] of dirty) for (const key of keys) this.markDirty(ns, key);
       this.logger.error({ path: this.filePath, err: describe(error) }, 'state store flush failed; the change is kept in memory and the next write retries');
       batch.reject(new Error(`${this.filePath}: could not save the state store (${describe(error)})`, { cause: error }));
     }
@@ -420,10 +401,10 @@ export class FileStore implements StateStore {
   private journalLines(dirty: Dirty): string {
     let text = '';
     for (const [ns, keys] of dirty) {
-      for (const [key, expiresAt] of keys) {
-        const value = this.tables.get(ns, key);
-        const record: JournalRecord = value === undefined ? { ns, key, deleted: true }
-          : expiresAt === undefined ? { ns, key, value } : { ns, key, value, expiresAt };
+      for (const key of keys) {
+        const entry = this.tables.entry(ns, key);
+        const record: JournalRecord = entry === undefined ? { ns, key, deleted: true }
+          : entry.expiresAt === undefined ? { ns, key, value: entry.value } : { ns, key, value: entry.value, expiresAt: entry.expiresAt };
         text += JSON.stringify(record) + '\n';
       }
     }

@@ -39,6 +39,11 @@ export class StoreTables {
     this.table(namespace).set(key, expiresAt === undefined ? { value: structuredClone(value) } : { value: structuredClone(value), expiresAt });
   }
 
+  /** The live entry itself, value and expiry, without a copy: for serializing, never for callers to keep. */
+  entry(namespace: Namespace, key: string): Readonly<Entry> | undefined {
+    return this.live(namespace, key);
+  }
+
   take(namespace: Namespace, key: string): object | undefined {
     const entry = this.live(namespace, key);
     if (!entry) return undefined;
