@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT } from './gateway.js';
+import { createInterface } from 'node:readline';
+import { ROOT, waitFor } from './gateway.js';
 
 export const BIN = join(ROOT, 'bin', 'mcp.js');
 
@@ -20,4 +21,35 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
     child.stderr.on('data', (d) => (stderr += d));
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+export interface ServedCli {
+  child: ChildProcess;
+  /** The /mcp URL from the "Gatehouse listening" line. */
+  url: string;
+  /** Every stderr line, parsed as JSON when it is (else `{ raw }`). */
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+/** Runs `mcp serve --config FILE --http ADDRESS ...` as its own process until the test ends; resolves once it listens. */
+export async function serveCli(t: { teardown(fn: () => unknown): void }, configPath: string, http = '127.0.0.1:0', extraArgs: string[] = []): Promise<ServedCli> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', http, ...extraArgs], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      lines.push({ raw: line });
+    }
+  });
+  const listening = await waitFor('listening line', () => lines.find((l) => l.msg === 'Gatehouse listening'), 30_000);
+  return { child, url: String(listening.url), lines, exited };
 }

@@ -4,16 +4,13 @@
  * change made there is honoured by the restarted server.
  */
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { ROOT, FIXTURE_SERVER, waitFor } from '../helpers/gateway.js';
+import { FIXTURE_SERVER } from '../helpers/gateway.js';
 import { freePort } from '../helpers/oauth.js';
 import { JWT_SECRET, REDIRECT, obtainTokens, probeMcp, bearer, refresh, registerClient, waitUntilRefused } from '../helpers/oauth-as.js';
-import { runCli, type CliRun } from '../helpers/cli.js';
+import { runCli, serveCli, type CliRun, type ServedCli } from '../helpers/cli.js';
 
-const BIN = join(ROOT, 'bin', 'mcp.js');
 const ADMIN_TOKEN = 'auth-cli-admin-token-00000000000000';
 const DEV_TOKEN = 'auth-cli-dev-token-0000000000000000';
 const CONFIG_CLIENT = 'ops-dashboard';
@@ -22,31 +19,8 @@ type Run = CliRun;
 
 const mcp = runCli;
 
-interface Served {
-  child: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  exited: Promise<number | null>;
-}
-
-async function serve(t: { teardown(fn: () => unknown): void }, configPath: string, port: number): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', `127.0.0.1:${port}`], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      lines.push({ raw: line });
-    }
-  });
-  await waitFor('listening line', () => lines.find((l) => l.msg === 'Gatehouse listening'), 20_000);
-  return { child, lines, exited };
+function serve(t: { teardown(fn: () => unknown): void }, configPath: string, port: number): Promise<ServedCli> {
+  return serveCli(t, configPath, `127.0.0.1:${port}`);
 }
 
 function writeConfig(dir: string, port: number, withAs = true): string {

@@ -1,42 +1,15 @@
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { ROOT, FIXTURE_SERVER, connectClient, waitFor } from '../helpers/gateway.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, serveCli, type ServedCli } from '../helpers/cli.js';
 
-const BIN = join(ROOT, 'bin', 'mcp.js');
 const TOKEN = 'cli-test-token-000000000000';
 
 const run = runCli;
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  lines: Array<Record<string, unknown>>;
-  exited: Promise<number | null>;
-}
-
-async function serve(t: { teardown(fn: () => unknown): void }, configPath: string, extraArgs: string[] = []): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', '127.0.0.1:0', ...extraArgs], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line));
-    } catch {
-      lines.push({ raw: line });
-    }
-  });
-  const listening = await waitFor('listening line', () => lines.find((l) => l.msg === 'Gatehouse listening'), 20_000);
-  return { child, url: String(listening.url), lines, exited };
+function serve(t: { teardown(fn: () => unknown): void }, configPath: string, extraArgs: string[] = []): Promise<ServedCli> {
+  return serveCli(t, configPath, '127.0.0.1:0', extraArgs);
 }
 
 function writeConfig(dir: string, backends: Record<string, unknown>): string {

@@ -1,17 +1,15 @@
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { ROOT, FIXTURE_SERVER, connectClient, waitFor } from '../helpers/gateway.js';
+import { FIXTURE_SERVER, connectClient, waitFor } from '../helpers/gateway.js';
+import { serveCli } from '../helpers/cli.js';
 import { freePort, HeadlessOAuthProvider, connectWithOAuth } from '../helpers/oauth.js';
 import { authorize, bearer, exchange, probeMcp, refresh, registerClient, waitUntilRefused } from '../helpers/oauth-as.js';
 import { startRedis } from '../helpers/redis.js';
 
 const ADMIN = 'replicas-admin-token-000000000';
 const SECRET = 'replicas-shared-secret-0123456789-0123456789';
-const BIN = join(ROOT, 'bin', 'mcp.js');
 
 interface Tap {
   teardown(fn: () => void | Promise<void>): void;
@@ -46,30 +44,18 @@ async function roundRobin(t: Tap, upstreams: number[]): Promise<{ url: string; s
   return { url: `http://127.0.0.1:${port}`, served };
 }
 
-/** Runs `mcp serve` as its own process; resolves once it listens. */
-async function replica(t: Tap, configPath: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', `127.0.0.1:${port}`], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let listening = false;
-  let log = '';
+/** Runs `mcp serve` as its own process; resolves once it is ready. */
+async function replica(t: Tap, configPath: string, port: number): Promise<void> {
+  const { lines } = await serveCli(t, configPath, `127.0.0.1:${port}`);
   t.teardown(() => {
-    child.kill('SIGKILL');
     // The replica's own account of what happened, when something failed (backend start, store...).
-    if (!t.passing()) t.comment(`replica on ${port}:\n${log.split('\n').filter((line) => !line.includes('"msg":"request"')).slice(-40).join('\n')}`);
+    if (!t.passing()) t.comment(`replica on ${port}:\n${lines.filter((line) => line.msg !== 'request').slice(-40).map((line) => JSON.stringify(line)).join('\n')}`);
   });
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    log += line + '\n';
-    if (line.includes('Gatehouse listening')) listening = true;
-  });
-  await waitFor(`replica on ${port} (${log.slice(-500)})`, () => listening, 30_000);
   // As a load balancer's readiness probe would: traffic only once the backends have started.
   await waitFor(`replica on ${port} ready`, async () => {
     const answer = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
     return answer?.status === 200;
   }, 30_000);
-  return child;
 }
 
 async function haSetup(t: Tap, redisUrl: string, extra: Record<string, unknown> = {}) {
