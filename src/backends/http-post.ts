@@ -58,7 +58,10 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       if (error === undefined) resolve();
       else reject(error);
     };
-    const sse = createParser({
+    // Made only for an SSE answer: most answers are one JSON body.
+    let sse: { feed(text: string): void } | undefined;
+    let decoder: InstanceType<typeof TextDecoder> | undefined;
+    const openStream = () => createParser({
       onEvent(event) {
         if (event.id) lastEventId = event.id;
         if (event.event !== undefined && event.event !== 'message') return;
@@ -68,7 +71,6 @@ export function httpPoster(options: HttpPostOptions): WireSender {
         deliver(item);
       },
     });
-    const decoder = new TextDecoder();
 
     // A raw dispatch handler: no Readable body, no Headers object, one callback per event.
     const handler: Dispatcher.DispatchHandler = {
@@ -81,6 +83,10 @@ export function httpPoster(options: HttpPostOptions): WireSender {
         status = statusCode;
         const type = String(responseHeaders['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
         kind = statusCode === 200 && type === 'text/event-stream' ? 'sse' : statusCode === 200 && type === 'application/json' ? 'json' : 'other';
+        if (kind === 'sse') {
+          sse = openStream();
+          decoder = new TextDecoder();
+        }
       },
       onResponseData(controller, chunk) {
         if (kind !== 'sse') {
@@ -88,7 +94,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
           return;
         }
         try {
-          sse.feed(decoder.decode(chunk, { stream: true }));
+          sse!.feed(decoder!.decode(chunk, { stream: true }));
         } catch (error) {
           settle(error);
           controller.abort(error as Error);
