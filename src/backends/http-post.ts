@@ -1,9 +1,9 @@
 import { createParser } from 'eventsource-parser';
 import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Dispatcher } from 'undici';
 import type { WireMessage, WireSender } from './channel.js';
-import { dispatcherFor } from './dispatcher.js';
+import { http1PoolFor } from './dispatcher.js';
+import { headerLines, type ExchangeHandler } from './http1.js';
 
 export interface HttpPostOptions {
   url: string;
@@ -19,31 +19,35 @@ export interface HttpPostOptions {
   idleTimeoutMs: number;
 }
 
+/** Headers the poster sets itself; configured ones of these names are left out. */
+const OWN_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version']);
+
 /**
- * POSTs one message of an established Streamable HTTP session with a raw undici dispatch (no
- * WHATWG fetch, Headers, web streams or Readable body on the hot path) and delivers what comes
- * back: a JSON body or an SSE stream, whose non-answer messages (progress, logging, sampling
+ * POSTs one message of an established Streamable HTTP session on the lean HTTP/1.1 pool (http1.ts:
+ * one write per request, no WHATWG fetch, Headers, web streams or Readable body) and delivers what
+ * comes back: a JSON body or an SSE stream, whose non-answer messages (progress, logging, sampling
  * requests) go to `deliver`. If an SSE stream breaks after an event id and before the answer, the
  * SDK transport resumes it with Last-Event-ID, as the spec describes; its messages reach the same
  * handler. An abandoned request's exchange is aborted (its socket closed).
  */
 export function httpPoster(options: HttpPostOptions): WireSender {
   const url = new URL(options.url);
-  const origin = url.origin;
   const path = `${url.pathname}${url.search}`;
-  const dispatcher: Dispatcher = dispatcherFor(options.url);
+  const pool = http1PoolFor(options.url);
   const { transport, deliver } = options;
+  const configured = Object.fromEntries(Object.entries(options.headers).filter(([name]) => !OWN_HEADERS.has(name.toLowerCase())));
+  const fixedLines = headerLines({ ...configured, 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+  // The session's lines change once per (re)connection: formatted and checked then, not per request.
+  let linesFor: [string | undefined, string | undefined] | undefined;
+  let sessionLines = '';
 
   return (message, ticket) => new Promise<void>((resolve, reject) => {
-    const headers: Record<string, string> = {
-      ...options.headers,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    };
     const sessionId = transport.sessionId;
-    if (sessionId) headers['mcp-session-id'] = sessionId;
     const version = transport.protocolVersion;
-    if (version) headers['mcp-protocol-version'] = version;
+    if (!linesFor || linesFor[0] !== sessionId || linesFor[1] !== version) {
+      sessionLines = headerLines({ ...(sessionId ? { 'mcp-session-id': sessionId } : {}), ...(version ? { 'mcp-protocol-version': version } : {}) });
+      linesFor = [sessionId, version];
+    }
     const expectsAnswer = message.id !== undefined && message.method !== undefined;
 
     let status = 0;
@@ -72,23 +76,18 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       },
     });
 
-    // A raw dispatch handler: no Readable body, no Headers object, one callback per event.
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(controller) {
-        const abort = () => controller.abort(new Error('request abandoned'));
-        if (ticket.abandoned) abort();
-        else ticket.abandon = abort;
-      },
-      onResponseStart(_controller, statusCode, responseHeaders) {
+    let fail: (error: Error) => void = () => {};
+    const handler: ExchangeHandler = {
+      onHead(statusCode, responseHeaders) {
         status = statusCode;
-        const type = String(responseHeaders['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const type = (responseHeaders['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
         kind = statusCode === 200 && type === 'text/event-stream' ? 'sse' : statusCode === 200 && type === 'application/json' ? 'json' : 'other';
         if (kind === 'sse') {
           sse = openStream();
           decoder = new TextDecoder();
         }
       },
-      onResponseData(controller, chunk) {
+      onData(chunk) {
         if (kind !== 'sse') {
           chunks.push(chunk);
           return;
@@ -97,17 +96,17 @@ export function httpPoster(options: HttpPostOptions): WireSender {
           sse!.feed(decoder!.decode(chunk, { stream: true }));
         } catch (error) {
           settle(error);
-          controller.abort(error as Error);
+          fail(error as Error);
         }
       },
-      onResponseEnd() {
+      onEnd() {
         try {
           finish();
         } catch (error) {
           settle(error);
         }
       },
-      onResponseError(_controller, error) {
+      onError(error) {
         // A stream broken after an event id and before the answer is resumed, as the spec describes.
         if (kind === 'sse' && expectsAnswer && !answered && lastEventId && !ticket.abandoned) {
           transport.resumeStream(lastEventId).then(() => settle(), settle);
@@ -145,14 +144,9 @@ export function httpPoster(options: HttpPostOptions): WireSender {
       settle(new McpError(ErrorCode.ConnectionClosed, 'the backend closed the response stream without answering'));
     };
 
-    dispatcher.dispatch({
-      origin,
-      path,
-      method: 'POST',
-      headers,
-      body: JSON.stringify(message),
-      headersTimeout: options.idleTimeoutMs,
-      bodyTimeout: options.idleTimeoutMs,
-    }, handler);
+    if (ticket.abandoned) return settle(new Error('request abandoned'));
+    const exchange = pool.post({ path, headerLines: fixedLines + sessionLines, body: JSON.stringify(message), idleTimeoutMs: options.idleTimeoutMs }, handler);
+    fail = (error) => exchange.abort(error);
+    ticket.abandon = () => exchange.abort(new Error('request abandoned'));
   });
 }

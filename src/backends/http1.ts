@@ -1,0 +1,395 @@
+import net from 'node:net';
+import tls from 'node:tls';
+
+/**
+ * A lean HTTP/1.1 client for the gateway's hot path: the POSTs of established Streamable HTTP
+ * backend sessions. One exchange per connection at a time (no pipelining), keep-alive reuse, one
+ * write per request, and a response reader that hands the body over as it arrives (JSON bodies and
+ * SSE streams alike). Everything else a backend connection needs (the handshake, the GET stream,
+ * resumption, DELETE) goes through the SDK's transport on undici.
+ *
+ * The reader is strict where framing is concerned (RFC 9112): CRLF line ends, no obsolete line
+ * folding, `Transfer-Encoding` only `chunked`, one consistent `Content-Length`, no bytes after the
+ * end of a response. Anything else fails the exchange and closes its connection.
+ */
+
+export interface ExchangeHandler {
+  /** Status and headers: names lower-cased, repeated headers joined with ", ". */
+  onHead(status: number, headers: Record<string, string>): void;
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+  /** The exchange failed (the connection is closed); called at most once, and never after onEnd. */
+  onError(error: Error): void;
+}
+
+export interface Exchange {
+  /** Gives up on the exchange: its connection is closed and `onError(reason)` is called. */
+  abort(reason: Error): void;
+}
+
+export interface PostRequest {
+  path: string;
+  /** Header lines after Host, each `name: value\r\n`, checked by `headerLines`. */
+  headerLines: string;
+  body: string;
+  /** Longest wait for the response head and between body chunks (ms). */
+  idleTimeoutMs: number;
+}
+
+export class Http1Error extends Error {
+  override name = 'Http1Error';
+}
+
+const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_LINE_BYTES = 8 * 1024;
+/** Idle connections are closed before the server would (Node's default keep-alive is 5 s). */
+const DEFAULT_KEEP_ALIVE_MS = 4_000;
+const KEEP_ALIVE_MARGIN_MS = 1_000;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FORBIDDEN_VALUE = /[\r\n\0]/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?$/;
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+
+function hasToken(list: string, token: string): boolean {
+  return list.split(',').some((item) => item.trim() === token);
+}
+
+/** Formats request headers, refusing names and values that could split or smuggle a request. */
+export function headerLines(headers: Record<string, string>): string {
+  let lines = '';
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) throw new Http1Error(`invalid header name ${JSON.stringify(name)}`);
+    if (FORBIDDEN_VALUE.test(value)) throw new Http1Error(`invalid value for header ${name}`);
+    lines += `${name}: ${value}\r\n`;
+  }
+  return lines;
+}
+
+type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done';
+
+/** Reads one response from the bytes of a connection. */
+export class ResponseReader {
+  phase: Phase = 'head';
+  /** The connection may carry another exchange after this one. */
+  keepAlive = true;
+  /** The server's `Keep-Alive: timeout=N`, in ms. */
+  keepAliveHintMs?: number;
+  private pendingHead?: Buffer;
+  private line = '';
+  private remaining = 0;
+
+  constructor(private readonly handler: Pick<ExchangeHandler, 'onHead' | 'onData'>) {}
+
+  /** Consumes one chunk of the connection; throws Http1Error on a framing error. */
+  feed(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      switch (this.phase) {
+        case 'head': {
+          if (this.pendingHead) {
+            chunk = Buffer.concat([this.pendingHead, chunk.subarray(offset)]);
+            offset = 0;
+            this.pendingHead = undefined;
+          }
+          const end = chunk.indexOf(CRLF_CRLF, offset);
+          if (end < 0) {
+            if (chunk.length - offset > MAX_HEAD_BYTES) throw new Http1Error('response head too large');
+            this.pendingHead = Buffer.from(chunk.subarray(offset));
+            return;
+          }
+          if (end - offset > MAX_HEAD_BYTES) throw new Http1Error('response head too large');
+          this.head(chunk.toString('latin1', offset, end));
+          offset = end + 4;
+          break;
+        }
+        case 'length':
+        case 'chunk-data': {
+          const take = Math.min(this.remaining, chunk.length - offset);
+          this.handler.onData(take === chunk.length ? chunk : chunk.subarray(offset, offset + take));
+          offset += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.phase = this.phase === 'length' ? 'done' : 'chunk-end';
+          break;
+        }
+        case 'until-close':
+          this.handler.onData(offset === 0 ? chunk : chunk.subarray(offset));
+          return;
+        case 'chunk-size':
+        case 'chunk-end':
+        case 'trailers': {
+          const newline = chunk.indexOf(10, offset);
+          const piece = chunk.toString('latin1', offset, newline < 0 ? chunk.length : newline + 1);
+          if (this.line.length + piece.length > MAX_LINE_BYTES) throw new Http1Error('chunk line too long');
+          if (newline < 0) {
+            this.line += piece;
+            return;
+          }
+          const line = this.line + piece;
+          this.line = '';
+          offset = newline + 1;
+          if (!line.endsWith('\r\n')) throw new Http1Error('bare LF in a chunked body');
+          this.chunkLine(line.slice(0, -2));
+          break;
+        }
+        case 'done':
+          throw new Http1Error('unexpected bytes after the response');
+      }
+    }
+  }
+
+  /** The connection ended: true when that completes the response (a body read until close). */
+  end(): boolean {
+    if (this.phase === 'until-close') this.phase = 'done';
+    return this.phase === 'done';
+  }
+
+  private head(text: string): void {
+    let end = text.indexOf('\r\n');
+    if (end < 0) end = text.length;
+    const status = STATUS_LINE.exec(text.slice(0, end));
+    if (!status) throw new Http1Error('malformed status line');
+    const code = Number(status[2]);
+    const headers: Record<string, string> = {};
+    while (end < text.length) {
+      const start = end + 2;
+      end = text.indexOf('\r\n', start);
+      if (end < 0) end = text.length;
+      const colon = text.indexOf(':', start);
+      if (colon <= start || colon >= end) throw new Http1Error('malformed header line');
+      const name = text.slice(start, colon);
+      if (!TOKEN.test(name)) throw new Http1Error('malformed header name');
+      const key = name.toLowerCase();
+      const value = text.slice(colon + 1, end).trim();
+      const previous = headers[key];
+      headers[key] = previous === undefined ? value : `${previous}, ${value}`;
+    }
+    if (code < 200) {
+      // Interim responses (100 Continue, 103 Early Hints) precede the real one; upgrades are refused.
+      if (code === 101) throw new Http1Error('unexpected protocol upgrade');
+      return;
+    }
+    const connection = headers.connection?.toLowerCase();
+    if (status[1] === '0') this.keepAlive = connection !== undefined && hasToken(connection, 'keep-alive');
+    else if (connection !== undefined && hasToken(connection, 'close')) this.keepAlive = false;
+    const hint = headers['keep-alive'];
+    if (hint !== undefined) {
+      const timeout = /(?:^|[,;]\s*)timeout=(\d+)/i.exec(hint);
+      if (timeout) this.keepAliveHintMs = Number(timeout[1]) * 1000;
+    }
+    this.handler.onHead(code, headers);
+    this.framing(code, headers);
+  }
+
+  private framing(code: number, headers: Record<string, string>): void {
+    if (code === 204 || code === 304) {
+      this.phase = 'done';
+      return;
+    }
+    const coding = headers['transfer-encoding'];
+    if (coding !== undefined) {
+      if (coding.trim().toLowerCase() !== 'chunked') throw new Http1Error(`unsupported transfer coding "${coding}"`);
+      // Both framings at once: chunked wins and the connection is not reused (RFC 9112 §6.3).
+      if (headers['content-length'] !== undefined) this.keepAlive = false;
+      this.phase = 'chunk-size';
+      return;
+    }
+    const length = headers['content-length'];
+    if (length !== undefined) {
+      const values = new Set(length.split(',').map((v) => v.trim()));
+      const [only] = values;
+      if (values.size !== 1 || !/^\d{1,15}$/.test(only!)) throw new Http1Error('invalid Content-Length');
+      this.remaining = Number(only);
+      this.phase = this.remaining === 0 ? 'done' : 'length';
+      return;
+    }
+    this.keepAlive = false;
+    this.phase = 'until-close';
+  }
+
+  private chunkLine(line: string): void {
+    if (this.phase === 'chunk-end') {
+      if (line !== '') throw new Http1Error('missing CRLF after chunk data');
+      this.phase = 'chunk-size';
+    } else if (this.phase === 'chunk-size') {
+      const size = CHUNK_SIZE.exec(line);
+      if (!size) throw new Http1Error('malformed chunk size');
+      this.remaining = parseInt(size[1]!, 16);
+      this.phase = this.remaining === 0 ? 'trailers' : 'chunk-data';
+    } else if (line === '') {
+      this.phase = 'done'; // end of the trailer section (trailers themselves are ignored)
+    }
+  }
+}
+
+interface Active {
+  handler: ExchangeHandler;
+  reader: ResponseReader;
+}
+
+class Connection {
+  exchange?: Active;
+  idleSince = 0;
+  keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
+  private lastError?: Error;
+
+  constructor(private readonly pool: Http1Pool, readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => (this.lastError = error));
+    socket.on('close', () => this.onClose());
+    socket.on('timeout', () => this.fail(new Http1Error('the backend did not answer in time')));
+  }
+
+  start(request: PostRequest, handler: ExchangeHandler, host: string): void {
+    const reader = new ResponseReader(handler);
+    this.exchange = { handler, reader };
+    this.socket.setTimeout(request.idleTimeoutMs);
+    this.socket.write(`POST ${request.path} HTTP/1.1\r\nhost: ${host}\r\n${request.headerLines}content-length: ${Buffer.byteLength(request.body)}\r\n\r\n${request.body}`);
+  }
+
+  fail(error: Error): void {
+    const active = this.exchange;
+    this.exchange = undefined;
+    this.socket.destroy();
+    active?.handler.onError(error);
+  }
+
+  private onData(chunk: Buffer): void {
+    const active = this.exchange;
+    if (!active) {
+      this.socket.destroy(); // bytes nobody asked for
+      return;
+    }
+    try {
+      active.reader.feed(chunk);
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
+    if (active.reader.phase !== 'done') return;
+    this.exchange = undefined;
+    if (active.reader.keepAliveHintMs !== undefined) this.keepAliveMs = Math.min(DEFAULT_KEEP_ALIVE_MS, active.reader.keepAliveHintMs - KEEP_ALIVE_MARGIN_MS);
+    if (active.reader.keepAlive && this.keepAliveMs > 0) {
+      this.pool.release(this);
+    } else {
+      this.socket.destroy();
+    }
+    active.handler.onEnd();
+  }
+
+  private onClose(): void {
+    this.pool.forget(this);
+    const active = this.exchange;
+    if (!active) return;
+    this.exchange = undefined;
+    if (!this.lastError && active.reader.end()) active.handler.onEnd();
+    else active.handler.onError(this.lastError ?? new Http1Error('the backend closed the connection before the response ended'));
+  }
+}
+
+/** Keep-alive connections to one origin (http or https), at most `maxConnections` at a time. */
+export class Http1Pool {
+  private readonly idle: Connection[] = [];
+  private readonly connections = new Set<Connection>();
+  private readonly queue: Array<{ start(connection: Connection): void; handler: ExchangeHandler }> = [];
+  private readonly host: string;
+  private readonly connectOptions: { host: string; port: number; servername?: string };
+  private readonly secure: boolean;
+  private closed = false;
+
+  constructor(origin: string, private readonly maxConnections = 256) {
+    const url = new URL(origin);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Http1Error(`unsupported protocol ${url.protocol}`);
+    this.secure = url.protocol === 'https:';
+    this.host = url.host;
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port || (this.secure ? 443 : 80));
+    this.connectOptions = { host: hostname, port, ...(this.secure && net.isIP(hostname) === 0 ? { servername: hostname } : {}) };
+  }
+
+  post(request: PostRequest, handler: ExchangeHandler): Exchange {
+    let connection: Connection | undefined;
+    let aborted = false;
+    const waiting = {
+      handler,
+      start: (c: Connection) => {
+        connection = c;
+        c.start(request, handler, this.host);
+      },
+    };
+    if (this.closed) {
+      queueMicrotask(() => handler.onError(new Http1Error('the connection pool is closed')));
+      return { abort() {} };
+    }
+    const ready = this.take();
+    if (ready) waiting.start(ready);
+    else if (this.connections.size < this.maxConnections) waiting.start(this.connect());
+    else this.queue.push(waiting);
+    return {
+      abort: (reason) => {
+        if (aborted) return;
+        aborted = true;
+        if (connection) {
+          if (connection.exchange?.handler === handler) connection.fail(reason);
+          return;
+        }
+        const at = this.queue.indexOf(waiting);
+        if (at >= 0) this.queue.splice(at, 1);
+        handler.onError(reason);
+      },
+    };
+  }
+
+  /** Stops taking requests; waits up to `graceMs` for exchanges in flight, then closes everything. */
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    for (const waiting of this.queue.splice(0)) waiting.handler.onError(new Http1Error('the gateway is shutting down'));
+    for (const connection of this.idle.splice(0)) connection.socket.destroy();
+    const deadline = Date.now() + graceMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const connection of this.connections) connection.fail(new Http1Error('the gateway is shutting down'));
+  }
+
+  /** A finished exchange hands its connection back. */
+  release(connection: Connection): void {
+    if (this.closed) {
+      connection.socket.destroy();
+      return;
+    }
+    const next = this.queue.shift();
+    if (next) {
+      next.start(connection);
+      return;
+    }
+    connection.idleSince = Date.now();
+    connection.socket.setTimeout(connection.keepAliveMs);
+    this.idle.push(connection);
+  }
+
+  forget(connection: Connection): void {
+    this.connections.delete(connection);
+    const at = this.idle.indexOf(connection);
+    if (at >= 0) this.idle.splice(at, 1);
+    const next = this.closed ? undefined : this.queue.shift();
+    if (next) next.start(this.connect());
+  }
+
+  /** The most recently used idle connection still inside its keep-alive window. */
+  private take(): Connection | undefined {
+    const now = Date.now();
+    for (;;) {
+      const connection = this.idle.pop();
+      if (!connection) return undefined;
+      if (now - connection.idleSince < connection.keepAliveMs && !connection.socket.destroyed) return connection;
+      connection.socket.destroy();
+    }
+  }
+
+  private connect(): Connection {
+    const socket = this.secure ? tls.connect({ ...this.connectOptions, ALPNProtocols: ['http/1.1'] }) : net.connect(this.connectOptions);
+    const connection = new Connection(this, socket);
+    this.connections.add(connection);
+    return connection;
+  }
+}
