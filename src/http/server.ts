@@ -3,6 +3,7 @@ import type { AuthRequest, Identity } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import { routeOf, secondsSince, type HttpMetrics } from '../observability/metrics.js';
 import { normalizePeerAddress } from './peer.js';
+import { sendBody } from './respond.js';
 import type { OriginVerdict } from './origin.js';
 
 export interface AuthFailure {
@@ -161,8 +162,7 @@ export class HttpFront {
 }
 
 export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(body));
+  sendBody(res, status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }, JSON.stringify(body));
 }
 
 function rpcError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {

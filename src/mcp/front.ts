@@ -1,4 +1,5 @@
 import { encodeResponse } from './serialized.js';
+import { sendBody } from '../http/respond.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, type ClientCapabilities, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
@@ -114,7 +115,7 @@ export class McpFront {
       else session.handleClientResponse(message);
     }
     if (requests.length === 0) {
-      res.writeHead(202).end();
+      res.writeHead(202, { 'content-length': 0 }).end();
       return;
     }
 
@@ -129,8 +130,7 @@ export class McpFront {
       const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, controllers[i]!, undefined, note)));
       const payload = batch ? `[${responses.filter(Boolean).map(encodeResponse).join(',')}]` : encodeResponse(responses[0]);
       if (res.writableEnded || res.destroyed) return;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(payload);
+      sendBody(res, 200, { 'content-type': 'application/json' }, payload);
       return;
     }
 
@@ -161,8 +161,7 @@ export class McpFront {
       serverInfo: { name: GATEWAY_NAME, title: 'Gatehouse MCP gateway', version: GATEWAY_VERSION },
       instructions: 'Tools, resources and prompts of several MCP servers, each name prefixed with its server ("<server>__<name>").',
     };
-    res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id });
-    res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
+    sendBody(res, 200, { 'content-type': 'application/json', 'mcp-session-id': session.id }, JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
   }
 
   private notification(session: FrontSession, message: JsonRpcMessage): void {
@@ -236,7 +235,7 @@ export class McpFront {
     const session = await this.sessionFor(req, res, identity);
     if (!session) return;
     await this.deps.sessions.terminate(session.id);
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    sendBody(res, 200, { 'content-type': 'application/json' }, '{}');
   }
 }
 
@@ -259,6 +258,5 @@ export function httpError(res: ServerResponse, status: number, code: number, mes
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
+  sendBody(res, status, { 'content-type': 'application/json', ...headers }, JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
 }

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, BodyError } from '../http/body.js';
+import { sendBody } from '../http/respond.js';
 import { OAuthError, invalidRequest } from './errors.js';
 
 /** JSON for OAuth endpoints: never cached (RFC 6749 §5.1). */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache', ...headers });
-  res.end(JSON.stringify(body));
+  sendBody(res, status, { 'content-type': 'application/json', 'cache-control': 'no-store', pragma: 'no-cache', ...headers }, JSON.stringify(body));
 }
 
 export function sendOAuthError(res: ServerResponse, error: OAuthError): void {

@@ -19,6 +19,7 @@ import { ConsentCsrf } from './csrf.js';
 import { Registrar } from './register.js';
 import { AuthorizeEndpoint } from './authorize.js';
 import { TokenEndpoint, RevocationEndpoint } from './token.js';
+import { sendBody } from '../http/respond.js';
 
 export interface AuthorizationServerOptions {
   config: OAuthAsConfig;
@@ -118,8 +119,9 @@ export class AuthorizationServer {
       if (method === 'OPTIONS') {
         res.writeHead(204).end();
       } else if (method === 'GET' || method === 'HEAD') {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' });
-        res.end(method === 'HEAD' ? undefined : document);
+        const headers = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' };
+        if (method === 'HEAD') res.writeHead(200, headers).end();
+        else sendBody(res, 200, headers, document);
       } else {
         sendJson(res, 405, { error: 'invalid_request', error_description: 'use GET' }, { allow: 'GET, OPTIONS' });
       }
