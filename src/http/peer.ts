@@ -9,6 +9,20 @@ import ipaddr from 'ipaddr.js';
 /** Unwraps IPv4-mapped IPv6 (`::ffff:10.0.0.1` → `10.0.0.1`) so one CIDR list covers both socket families. */
 export function normalizePeerAddress(address: string | undefined): string {
   if (!address) return '';
+  let normalized = normalizedAddresses.get(address);
+  if (normalized === undefined) {
+    normalized = normalize(address);
+    if (normalizedAddresses.size >= NORMALIZED_ADDRESSES_LIMIT) normalizedAddresses.clear();
+    normalizedAddresses.set(address, normalized);
+  }
+  return normalized;
+}
+
+/** Peers repeat (a proxy, a load balancer, keep-alive connections): each address is parsed once, not per request. */
+const normalizedAddresses = new Map<string, string>();
+const NORMALIZED_ADDRESSES_LIMIT = 1024;
+
+function normalize(address: string): string {
   try {
     const parsed = ipaddr.parse(address);
     if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {

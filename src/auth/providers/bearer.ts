@@ -61,11 +61,27 @@ const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]+$/;
  * to a JSON object with a string `alg`. Only the shape is checked; nothing is verified here.
  */
 export function looksLikeJwt(token: string): boolean {
-  const parts = token.split('.');
-  if (parts.length !== 3) return false;
-  const [header, payload, signature] = parts as [string, string, string];
-  if (!BASE64URL_SEGMENT.test(header) || !BASE64URL_SEGMENT.test(payload)) return false;
+  const first = token.indexOf('.');
+  const second = first < 0 ? -1 : token.indexOf('.', first + 1);
+  if (second < 0 || token.indexOf('.', second + 1) >= 0) return false;
+  const header = token.slice(0, first);
+  const signature = token.slice(second + 1);
+  if (!BASE64URL_SEGMENT.test(header) || !BASE64URL_SEGMENT.test(token.slice(first + 1, second))) return false;
   if (signature !== '' && !BASE64URL_SEGMENT.test(signature)) return false;
+  let verdict = headerVerdicts.get(header);
+  if (verdict === undefined) {
+    verdict = headerHasAlg(header);
+    if (headerVerdicts.size >= HEADER_VERDICTS_LIMIT) headerVerdicts.clear();
+    headerVerdicts.set(header, verdict);
+  }
+  return verdict;
+}
+
+/** JOSE headers repeat (one or two per issuer) and hold nothing secret: each is decoded once. */
+const headerVerdicts = new Map<string, boolean>();
+const HEADER_VERDICTS_LIMIT = 256;
+
+function headerHasAlg(header: string): boolean {
   try {
     const decoded: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
     return typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded)
