@@ -22,6 +22,7 @@ import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/cl
 import { transportCandidates } from './transports.js';
 import { RequestChannel, type WireSender } from './channel.js';
 import { httpPoster } from './http-post.js';
+import { Cancellation } from './cancellation.js';
 
 export type BackendState = 'starting' | 'ready' | 'down' | 'disabled' | 'stopped';
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -54,7 +55,7 @@ export interface BackendOptions {
 }
 
 export interface BackendRequestOptions {
-  signal?: AbortSignal;
+  cancellation?: Cancellation;
   onprogress?: (progress: Progress) => void;
 }
 
@@ -321,26 +322,34 @@ export class Backend {
     if (!channel) {
       throw new McpError(ErrorCode.InternalError, `Backend "${this.name}" is unavailable${this.lastError ? ` (${this.lastError})` : ''}`);
     }
-    if (!options.onprogress) return channel.request(method, params, { signal: options.signal, timeoutMs: this.timeoutMs });
+    if (!options.onprogress) return channel.request(method, params, { cancellation: options.cancellation, timeoutMs: this.timeoutMs });
     // With progress, the deadline restarts on every notification (bounded by ten times the timeout).
     const token = `gatehouse-${++this.nextProgressToken}`;
-    const deadline = new AbortController();
+    const cancellation = new Cancellation();
+    let timedOut = false;
+    const expire = () => {
+      timedOut = true;
+      cancellation.abort(new McpError(ErrorCode.RequestTimeout, 'Request timed out'));
+    };
     const started = Date.now();
-    let timer = setTimeout(() => deadline.abort(), this.timeoutMs);
+    let timer = setTimeout(expire, this.timeoutMs);
     const onprogress = options.onprogress;
     this.progressHandlers.set(token, (progress) => {
       clearTimeout(timer);
-      timer = setTimeout(() => deadline.abort(), Math.max(0, Math.min(this.timeoutMs, started + this.timeoutMs * 10 - Date.now())));
+      timer = setTimeout(expire, Math.max(0, Math.min(this.timeoutMs, started + this.timeoutMs * 10 - Date.now())));
       onprogress(progress);
     });
-    const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
+    const caller = options.cancellation;
+    if (caller?.aborted) cancellation.abort(caller.reason);
+    const stopFollowing = caller?.onAbort((reason) => cancellation.abort(reason));
     try {
       const meta = { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token };
-      return await channel.request(method, { ...params, _meta: meta }, { signal, timeoutMs: this.timeoutMs * 10 });
+      return await channel.request(method, { ...params, _meta: meta }, { cancellation, timeoutMs: this.timeoutMs * 10 });
     } catch (error) {
-      if (deadline.signal.aborted && !options.signal?.aborted) throw new McpError(ErrorCode.RequestTimeout, 'Request timed out');
+      if (timedOut && !caller?.aborted) throw new McpError(ErrorCode.RequestTimeout, 'Request timed out');
       throw error;
     } finally {
+      stopFollowing?.();
       clearTimeout(timer);
       // Notifications already read are delivered in microtasks queued before this continuation ran.
       this.progressHandlers.delete(token);

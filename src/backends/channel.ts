@@ -1,5 +1,6 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError, ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Cancellation } from './cancellation.js';
 
 /** A JSON-RPC message as it travels to and from a backend (already parsed JSON, not schema-checked). */
 export interface WireMessage {
@@ -28,14 +29,13 @@ interface Pending {
   resolve(result: Record<string, unknown>): void;
   reject(error: unknown): void;
   timer: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+  stopListening?: () => void;
   ticket: SendTicket;
 }
 
 export interface ChannelRequestOptions {
   timeoutMs: number;
-  signal?: AbortSignal;
+  cancellation?: Cancellation;
 }
 
 /**
@@ -78,20 +78,18 @@ export class RequestChannel {
 
   request(method: string, params: Record<string, unknown> | undefined, options: ChannelRequestOptions): Promise<Record<string, unknown>> {
     if (this.closedWith) return Promise.reject(this.closedWith);
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    const { cancellation } = options;
+    if (cancellation?.aborted) return Promise.reject(cancellation.reason);
     const id = `${ID_PREFIX}${++this.nextId}`;
     return new Promise((resolve, reject) => {
       const pending: Pending = {
         resolve,
         reject,
-        signal,
         ticket: { abandoned: false },
         timer: setTimeout(() => this.giveUp(id, new McpError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: options.timeoutMs }), 'timeout'), options.timeoutMs),
       };
-      if (signal) {
-        pending.onAbort = () => this.giveUp(id, signal.reason, String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'cancelled'));
-        signal.addEventListener('abort', pending.onAbort, { once: true });
+      if (cancellation) {
+        pending.stopListening = cancellation.onAbort((reason) => this.giveUp(id, reason, String(reason instanceof Error ? reason.message : reason ?? 'cancelled')));
       }
       this.pending.set(id, pending);
       const message: WireMessage = params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
@@ -121,7 +119,7 @@ export class RequestChannel {
   private finish(id: string, pending: Pending): void {
     this.pending.delete(id);
     clearTimeout(pending.timer);
-    if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+    pending.stopListening?.();
   }
 
   /** Our side stops waiting (timeout or caller cancelled): the backend is told, as the spec asks. */

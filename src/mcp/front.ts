@@ -1,5 +1,6 @@
 import { encodeResponse } from './serialized.js';
 import { sendBody } from '../http/respond.js';
+import { Cancellation } from '../backends/cancellation.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, type ClientCapabilities, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
@@ -123,11 +124,11 @@ export class McpFront {
     const streaming = /text\/event-stream/i.test(accept) && requests.some((r) =>
       (r.params?._meta && (r.params._meta as Record<string, unknown>).progressToken !== undefined) || this.deps.router.mayRequestClient(session, r.method!, r.params));
     if (!streaming) {
-      const controllers = requests.map(() => new AbortController());
+      const cancellations = requests.map(() => new Cancellation());
       res.on('close', () => {
-        if (!res.writableFinished) controllers.forEach((c) => c.abort(new Error('client disconnected')));
+        if (!res.writableFinished) cancellations.forEach((c) => c.abort(new Error('client disconnected')));
       });
-      const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, controllers[i]!, undefined, note)));
+      const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, cancellations[i]!, undefined, note)));
       const payload = batch ? `[${responses.filter(Boolean).map(encodeResponse).join(',')}]` : encodeResponse(responses[0]);
       if (res.writableEnded || res.destroyed) return;
       sendBody(res, 200, { 'content-type': 'application/json' }, payload);
@@ -135,10 +136,10 @@ export class McpFront {
     }
 
     const stream = new SseStream(res);
-    const controllers = requests.map(() => new AbortController());
-    stream.onClose(() => controllers.forEach((c) => c.abort(new Error('client disconnected'))));
+    const cancellations = requests.map(() => new Cancellation());
+    stream.onClose(() => cancellations.forEach((c) => c.abort(new Error('client disconnected'))));
     await Promise.all(requests.map(async (request, i) => {
-      const response = await this.dispatch(session, identity, request, controllers[i]!, stream, note);
+      const response = await this.dispatch(session, identity, request, cancellations[i]!, stream, note);
       if (response) stream.send(response);
     }));
     stream.end();
@@ -172,7 +173,7 @@ export class McpFront {
       case 'notifications/cancelled': {
         const id = message.params?.requestId;
         if (typeof id === 'string' || typeof id === 'number') {
-          session.inflight.get(requestKey(id))?.controller.abort(new Error(String(message.params?.reason ?? 'cancelled by client')));
+          session.inflight.get(requestKey(id))?.cancellation.abort(new Error(String(message.params?.reason ?? 'cancelled by client')));
         }
         return;
       }
@@ -187,10 +188,10 @@ export class McpFront {
   }
 
   /** Runs one request; returns its JSON-RPC response, or undefined when it was cancelled by the client. */
-  private async dispatch(session: FrontSession, identity: Identity, request: JsonRpcMessage, controller: AbortController, stream?: SseStream, note?: RequestNote): Promise<unknown> {
+  private async dispatch(session: FrontSession, identity: Identity, request: JsonRpcMessage, cancellation: Cancellation, stream?: SseStream, note?: RequestNote): Promise<unknown> {
     const id = request.id as JsonRpcId;
     const key = requestKey(id);
-    const inflight = { controller, stream, backend: undefined as string | undefined };
+    const inflight = { cancellation, stream, backend: undefined as string | undefined };
     session.inflight.set(key, inflight);
     const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
     const progress = stream && progressToken !== undefined
@@ -200,14 +201,14 @@ export class McpFront {
       const result = await this.deps.router.handle(request.method!, request.params, {
         identity,
         session,
-        signal: controller.signal,
+        cancellation,
         progress,
         useBackend: (name) => (inflight.backend = name),
         note,
       });
       return { jsonrpc: '2.0', id, result };
     } catch (error) {
-      if (controller.signal.aborted) {
+      if (cancellation.aborted) {
         return { jsonrpc: '2.0', id, error: { code: ErrorCode.RequestTimeout, message: 'Request cancelled' } };
       }
       if (error instanceof RpcError) {

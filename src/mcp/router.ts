@@ -3,6 +3,7 @@ import { McpError, ErrorCode, type Progress, type LoggingLevel } from '@modelcon
 import type { Identity } from '../auth/types.js';
 import type { AccessPolicy, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
+import type { Cancellation } from '../backends/cancellation.js';
 import type { Logger } from '../log.js';
 import type { RouterMetrics, ToolCallOutcome } from '../observability/metrics.js';
 import type { Catalogue, CatalogueEntry } from './catalogue.js';
@@ -21,7 +22,7 @@ export class RpcError extends Error {
 export interface RequestContext {
   identity: Identity;
   session: FrontSession;
-  signal: AbortSignal;
+  cancellation: Cancellation;
   /** Present when the client asked for progress (`_meta.progressToken`) and the response streams. */
   progress?: (progress: Progress) => void;
   /** Records which backend serves this request, so its logging notifications can be routed here. */
@@ -183,7 +184,7 @@ export class Router {
       const target = backend.config.sharing === 'per-session' ? await this.deps.sessionConnection(ctx.session, backend) : backend;
       const started = process.hrtime.bigint();
       try {
-        return await target.request(method, params, { signal: ctx.signal, onprogress: ctx.progress });
+        return await target.request(method, params, { cancellation: ctx.cancellation, onprogress: ctx.progress });
       } finally {
         this.deps.metrics?.backendRequest(backend.name, method, Number(process.hrtime.bigint() - started) / 1e9);
       }

@@ -4,6 +4,7 @@ import type { Identity } from '../auth/types.js';
 import type { SseStream } from '../http/sse.js';
 import { McpError, ErrorCode, type ClientCapabilities, type Implementation, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { Backend } from '../backends/backend.js';
+import type { Cancellation } from '../backends/cancellation.js';
 
 interface PendingClientRequest {
   resolve(result: Record<string, unknown>): void;
@@ -11,7 +12,7 @@ interface PendingClientRequest {
 }
 
 export interface InflightRequest {
-  controller: AbortController;
+  cancellation: Cancellation;
   backend?: string;
   /** The SSE stream the request's response goes to, when it streams. */
   stream?: SseStream;
@@ -104,7 +105,7 @@ export class FrontSession {
   }
 
   close(): void {
-    for (const request of this.inflight.values()) request.controller.abort(new Error('session terminated'));
+    for (const request of this.inflight.values()) request.cancellation.abort(new Error('session terminated'));
     this.inflight.clear();
     for (const pending of this.pendingClientRequests.values()) pending.reject(new McpError(ErrorCode.ConnectionClosed, 'session terminated'));
     this.pendingClientRequests.clear();

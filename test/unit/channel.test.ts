@@ -1,6 +1,7 @@
 import t from 'tap';
 import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { RequestChannel, type WireMessage } from '../../src/backends/channel.js';
+import { Cancellation } from '../../src/backends/cancellation.js';
 
 function channel() {
   const sent: WireMessage[] = [];
@@ -45,13 +46,13 @@ t.test('a timeout rejects with RequestTimeout and tells the backend', async (t) 
 
 t.test('the caller cancelling rejects with its reason and tells the backend', async (t) => {
   const { ch, sent, notified } = channel();
-  const controller = new AbortController();
-  const pending = ch.request('tools/call', {}, { timeoutMs: 10_000, signal: controller.signal });
-  controller.abort(new Error('client went away'));
+  const cancellation = new Cancellation();
+  const pending = ch.request('tools/call', {}, { timeoutMs: 10_000, cancellation });
+  cancellation.abort(new Error('client went away'));
   const error = await pending.catch((e: unknown) => e);
   t.equal((error as Error).message, 'client went away');
   t.same(notified, [{ method: 'notifications/cancelled', params: { requestId: sent[0]!.id, reason: 'client went away' } }]);
-  const already = await ch.request('tools/call', {}, { timeoutMs: 1000, signal: controller.signal }).catch((e: unknown) => e);
+  const already = await ch.request('tools/call', {}, { timeoutMs: 1000, cancellation }).catch((e: unknown) => e);
   t.equal((already as Error).message, 'client went away', 'an already aborted signal sends nothing');
   t.equal(sent.length, 1);
 });
@@ -74,9 +75,9 @@ t.test('the sender is told when a request is abandoned (timeout, cancel, close),
     ticket.abandon = () => closed.push(index);
   }, async () => {});
   await ch.request('tools/call', {}, { timeoutMs: 10 }).catch(() => {});
-  const controller = new AbortController();
-  const cancelled = ch.request('tools/call', {}, { timeoutMs: 10_000, signal: controller.signal }).catch(() => {});
-  controller.abort(new Error('stop'));
+  const cancellation = new Cancellation();
+  const cancelled = ch.request('tools/call', {}, { timeoutMs: 10_000, cancellation }).catch(() => {});
+  cancellation.abort(new Error('stop'));
   await cancelled;
   const answered = ch.request('tools/call', {}, { timeoutMs: 10_000 });
   ch.accept({ jsonrpc: '2.0', id: 'gatehouse-3', result: {} });
@@ -86,4 +87,20 @@ t.test('the sender is told when a request is abandoned (timeout, cancel, close),
   await inflight;
   t.same(closed, [0, 1, 3], 'timed out, cancelled and closed requests are abandoned; the answered one is not');
   t.same(tickets.map((ticket) => ticket.abandoned), [true, true, false, true]);
+});
+
+t.test('a cancellation calls its listeners once, in order, and removed ones not at all', async (t) => {
+  const cancellation = new Cancellation();
+  const calls: string[] = [];
+  cancellation.onAbort((reason) => calls.push(`a:${String(reason)}`));
+  const remove = cancellation.onAbort(() => calls.push('removed'));
+  cancellation.onAbort((reason) => calls.push(`b:${String(reason)}`));
+  remove();
+  cancellation.abort('first');
+  cancellation.abort('second');
+  t.same(calls, ['a:first', 'b:first']);
+  t.equal(cancellation.reason, 'first');
+  t.ok(cancellation.aborted);
+  cancellation.onAbort(() => calls.push('late'));
+  t.same(calls, ['a:first', 'b:first'], 'a listener added after the abort is not called');
 });
