@@ -74,8 +74,14 @@ export class StdioBackendTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
     if (!stdin || this.closed) return Promise.reject(new Error('Not connected'));
-    // Written together at the end of this turn: one system call for every message sent meanwhile.
-    if (!this.flushScheduled) {
+    const line = `${JSON.stringify(message)}\n`;
+    let ok: boolean;
+    if (this.flushScheduled) {
+      ok = stdin.write(line);
+    } else {
+      // The first message of a turn leaves at once (no added latency); the ones sent after it in
+      // the same turn are corked and leave together at its end, in one system call.
+      ok = stdin.write(line);
       this.flushScheduled = true;
       stdin.cork();
       setImmediate(() => {
@@ -83,7 +89,7 @@ export class StdioBackendTransport implements Transport {
         stdin.uncork();
       });
     }
-    if (stdin.write(`${JSON.stringify(message)}\n`)) return Promise.resolve();
+    if (ok) return Promise.resolve();
     return new Promise((resolve) => stdin.once('drain', resolve));
   }
 
