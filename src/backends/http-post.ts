@@ -80,7 +80,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
     const handler: ExchangeHandler = {
       onHead(statusCode, responseHeaders) {
         status = statusCode;
-        const type = (responseHeaders['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const type = (responseHeaders.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
         kind = statusCode === 200 && type === 'text/event-stream' ? 'sse' : statusCode === 200 && type === 'application/json' ? 'json' : 'other';
         if (kind === 'sse') {
           sse = openStream();

@@ -15,7 +15,7 @@ import tls from 'node:tls';
 
 export interface ExchangeHandler {
   /** Status and headers: names lower-cased, repeated headers joined with ", ". */
-  onHead(status: number, headers: Record<string, string>): void;
+  onHead(status: number, headers: ReadonlyMap<string, string>): void;
   onData(chunk: Buffer): void;
   onEnd(): void;
   /** The exchange failed (the connection is closed); called at most once, and never after onEnd. */
@@ -48,11 +48,12 @@ const KEEP_ALIVE_MARGIN_MS = 1_000;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FORBIDDEN_VALUE = /[\r\n\0]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+const DIGITS = /^\d{1,15}$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?$/;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 
 function hasToken(list: string, token: string): boolean {
-  return list.split(',').some((item) => item.trim() === token);
+  return list === token || list.split(',').some((item) => item.trim() === token);
 }
 
 /** Formats request headers, refusing names and values that could split or smuggle a request. */
@@ -150,7 +151,8 @@ export class ResponseReader {
     const status = STATUS_LINE.exec(text.slice(0, end));
     if (!status) throw new Http1Error('malformed status line');
     const code = Number(status[2]);
-    const headers: Record<string, string> = {};
+    // A Map, not an object: header names are fresh strings that object keys would have to intern.
+    const headers = new Map<string, string>();
     while (end < text.length) {
       const start = end + 2;
       end = text.indexOf('\r\n', start);
@@ -161,18 +163,18 @@ export class ResponseReader {
       if (!TOKEN.test(name)) throw new Http1Error('malformed header name');
       const key = name.toLowerCase();
       const value = text.slice(colon + 1, end).trim();
-      const previous = headers[key];
-      headers[key] = previous === undefined ? value : `${previous}, ${value}`;
+      const previous = headers.get(key);
+      headers.set(key, previous === undefined ? value : `${previous}, ${value}`);
     }
     if (code < 200) {
       // Interim responses (100 Continue, 103 Early Hints) precede the real one; upgrades are refused.
       if (code === 101) throw new Http1Error('unexpected protocol upgrade');
       return;
     }
-    const connection = headers.connection?.toLowerCase();
+    const connection = headers.get('connection')?.toLowerCase();
     if (status[1] === '0') this.keepAlive = connection !== undefined && hasToken(connection, 'keep-alive');
     else if (connection !== undefined && hasToken(connection, 'close')) this.keepAlive = false;
-    const hint = headers['keep-alive'];
+    const hint = headers.get('keep-alive');
     if (hint !== undefined) {
       const timeout = /(?:^|[,;]\s*)timeout=(\d+)/i.exec(hint);
       if (timeout) this.keepAliveHintMs = Number(timeout[1]) * 1000;
@@ -181,24 +183,25 @@ export class ResponseReader {
     this.framing(code, headers);
   }
 
-  private framing(code: number, headers: Record<string, string>): void {
+  private framing(code: number, headers: Map<string, string>): void {
     if (code === 204 || code === 304) {
       this.phase = 'done';
       return;
     }
-    const coding = headers['transfer-encoding'];
+    const coding = headers.get('transfer-encoding');
     if (coding !== undefined) {
       if (coding.trim().toLowerCase() !== 'chunked') throw new Http1Error(`unsupported transfer coding "${coding}"`);
       // Both framings at once: chunked wins and the connection is not reused (RFC 9112 §6.3).
-      if (headers['content-length'] !== undefined) this.keepAlive = false;
+      if (headers.has('content-length')) this.keepAlive = false;
       this.phase = 'chunk-size';
       return;
     }
-    const length = headers['content-length'];
+    const length = headers.get('content-length');
     if (length !== undefined) {
-      const values = new Set(length.split(',').map((v) => v.trim()));
-      const [only] = values;
-      if (values.size !== 1 || !/^\d{1,15}$/.test(only!)) throw new Http1Error('invalid Content-Length');
+      // Repeated Content-Length headers (joined with ", ") must all say the same.
+      const values = length.includes(',') ? new Set(length.split(',').map((v) => v.trim())) : undefined;
+      const only = values ? (values.size === 1 ? [...values][0]! : '') : length;
+      if (!DIGITS.test(only)) throw new Http1Error('invalid Content-Length');
       this.remaining = Number(only);
       this.phase = this.remaining === 0 ? 'done' : 'length';
       return;

@@ -49,7 +49,7 @@ async function rawServer(t: Test, answer: (request: string, index: number) => { 
 
 interface Outcome {
   status?: number;
-  headers?: Record<string, string>;
+  headers?: ReadonlyMap<string, string>;
   body: string;
   error?: Error;
 }
@@ -89,8 +89,8 @@ t.test('a Content-Length answer split into single bytes arrives whole, and the c
   t.notOk(first.error);
   t.equal(first.status, 200);
   t.equal(first.body, body);
-  t.equal(first.headers!['mcp-session-id'], 'abc', 'names are lower-cased');
-  t.equal(first.headers!['x-twice'], 'a, b', 'repeated headers are joined');
+  t.equal(first.headers!.get('mcp-session-id'), 'abc', 'names are lower-cased');
+  t.equal(first.headers!.get('x-twice'), 'a, b', 'repeated headers are joined');
   const second = await post(pool, '{"jsonrpc":"2.0","id":2,"method":"ping"}').done;
   t.equal(second.body, body);
   t.equal(server.connections(), 1, 'one keep-alive connection for both');
@@ -105,7 +105,7 @@ t.test('a chunked answer with extensions and trailers, cut at awkward places', a
   const pool = new Http1Pool(server.origin);
   const outcome = await post(pool).done;
   t.notOk(outcome.error);
-  t.equal(outcome.headers!['content-type'], 'text/event-stream');
+  t.equal(outcome.headers!.get('content-type'), 'text/event-stream');
   t.equal(outcome.body, 'data: {}\n\nid: 1\n\n\n');
   const again = await post(pool).done;
   t.notOk(again.error);
