@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { boundedMemo } from '../memo.js';
 
 /**
  * The one place that decides whether a TCP peer is inside a set of CIDRs (for example the trusted
@@ -8,19 +9,11 @@ import ipaddr from 'ipaddr.js';
 
 /** Unwraps IPv4-mapped IPv6 (`::ffff:10.0.0.1` → `10.0.0.1`) so one CIDR list covers both socket families. */
 export function normalizePeerAddress(address: string | undefined): string {
-  if (!address) return '';
-  let normalized = normalizedAddresses.get(address);
-  if (normalized === undefined) {
-    normalized = normalize(address);
-    if (normalizedAddresses.size >= NORMALIZED_ADDRESSES_LIMIT) normalizedAddresses.clear();
-    normalizedAddresses.set(address, normalized);
-  }
-  return normalized;
+  return address ? normalized(address) : '';
 }
 
 /** Peers repeat (a proxy, a load balancer, keep-alive connections): each address is parsed once, not per request. */
-const normalizedAddresses = new Map<string, string>();
-const NORMALIZED_ADDRESSES_LIMIT = 1024;
+const normalized = boundedMemo(normalize, 1024);
 
 function normalize(address: string): string {
   try {

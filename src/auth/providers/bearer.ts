@@ -1,4 +1,5 @@
 import { digestsEqual, secretDigest } from '../../crypto/compare.js';
+import { boundedMemo } from '../../memo.js';
 import type { BearerProviderConfig, BearerTokenGrant } from '../../config/types.js';
 import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
 
@@ -68,20 +69,13 @@ export function looksLikeJwt(token: string): boolean {
   const signature = token.slice(second + 1);
   if (!BASE64URL_SEGMENT.test(header) || !BASE64URL_SEGMENT.test(token.slice(first + 1, second))) return false;
   if (signature !== '' && !BASE64URL_SEGMENT.test(signature)) return false;
-  let verdict = headerVerdicts.get(header);
-  if (verdict === undefined) {
-    verdict = headerHasAlg(header);
-    if (headerVerdicts.size >= HEADER_VERDICTS_LIMIT) headerVerdicts.clear();
-    headerVerdicts.set(header, verdict);
-  }
-  return verdict;
+  return headerHasAlg(header);
 }
 
 /** JOSE headers repeat (one or two per issuer) and hold nothing secret: each is decoded once. */
-const headerVerdicts = new Map<string, boolean>();
-const HEADER_VERDICTS_LIMIT = 256;
+const headerHasAlg = boundedMemo(decodesToHeaderWithAlg, 256);
 
-function headerHasAlg(header: string): boolean {
+function decodesToHeaderWithAlg(header: string): boolean {
   try {
     const decoded: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
     return typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded)
