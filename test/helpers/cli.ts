@@ -33,9 +33,9 @@ export interface ServedCli {
 }
 
 /** Runs `mcp serve --config FILE --http ADDRESS ...` as its own process until the test ends; resolves once it listens. */
-export async function serveCli(t: { teardown(fn: () => unknown): void }, configPath: string, http = '127.0.0.1:0', extraArgs: string[] = []): Promise<ServedCli> {
+export async function serveCli(t: { teardown(fn: () => unknown): void }, configPath: string, http = '127.0.0.1:0', extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServedCli> {
   const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath, '--http', http, ...extraArgs], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
