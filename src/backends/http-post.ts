@@ -107,6 +107,7 @@ export function httpPoster(options: HttpPostOptions): WireSender {
         }
       },
       onError(error) {
+        if (settled) return; // the abort that follows our own failure
         // A stream broken after an event id and before the answer is resumed, as the spec describes.
         if (kind === 'sse' && expectsAnswer && !answered && lastEventId && !ticket.abandoned) {
           transport.resumeStream(lastEventId).then(() => settle(), settle);

@@ -67,7 +67,7 @@ export function headerLines(headers: Record<string, string>): string {
   return lines;
 }
 
-type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done';
+type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done' | 'stopped';
 
 /** Reads one response from the bytes of a connection. */
 export class ResponseReader {
@@ -85,7 +85,7 @@ export class ResponseReader {
   /** Consumes one chunk of the connection; throws Http1Error on a framing error. */
   feed(chunk: Buffer): void {
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < chunk.length && this.phase !== 'stopped') {
       switch (this.phase) {
         case 'head': {
           if (this.pendingHead) {
@@ -137,6 +137,11 @@ export class ResponseReader {
           throw new Http1Error('unexpected bytes after the response');
       }
     }
+  }
+
+  /** The exchange was given up (from a handler callback, say): nothing more is read or handed over. */
+  stop(): void {
+    this.phase = 'stopped';
   }
 
   /** The connection ended: true when that completes the response (a body read until close). */
@@ -254,6 +259,7 @@ class Connection {
   fail(error: Error): void {
     const active = this.exchange;
     this.exchange = undefined;
+    active?.reader.stop();
     this.socket.destroy();
     active?.handler.onError(error);
   }
@@ -267,10 +273,11 @@ class Connection {
     try {
       active.reader.feed(chunk);
     } catch (error) {
-      this.fail(error as Error);
+      if (this.exchange === active) this.fail(error as Error);
       return;
     }
-    if (active.reader.phase !== 'done') return;
+    // The handler may have aborted the exchange from one of its callbacks: it is over then.
+    if (this.exchange !== active || active.reader.phase !== 'done') return;
     this.exchange = undefined;
     if (active.reader.keepAliveHintMs !== undefined) this.keepAliveMs = Math.min(DEFAULT_KEEP_ALIVE_MS, active.reader.keepAliveHintMs - KEEP_ALIVE_MARGIN_MS);
     if (active.reader.keepAlive && this.keepAliveMs > 0) {
