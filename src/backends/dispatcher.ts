@@ -16,11 +16,6 @@ function agentFor(origin: string): Agent {
   return agent;
 }
 
-/** The keep-alive pool for `url`'s origin (for plain undici requests). */
-export function dispatcherFor(url: string): Agent {
-  return agentFor(new URL(url).origin);
-}
-
 const posters = new Map<string, Http1Pool>();
 
 /** The hot path's keep-alive HTTP/1.1 pool for `url`'s origin (forwarded requests; see http1.ts). */

@@ -74,14 +74,10 @@ export class StdioBackendTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
     if (!stdin || this.closed) return Promise.reject(new Error('Not connected'));
-    const line = `${JSON.stringify(message)}\n`;
-    let ok: boolean;
-    if (this.flushScheduled) {
-      ok = stdin.write(line);
-    } else {
-      // The first message of a turn leaves at once (no added latency); the ones sent after it in
-      // the same turn are corked and leave together at its end, in one system call.
-      ok = stdin.write(line);
+    const ok = stdin.write(`${JSON.stringify(message)}\n`);
+    // The first message of a turn leaves at once (no added latency); the ones sent after it in the
+    // same turn find the pipe corked and leave together at the turn's end, in one system call.
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       stdin.cork();
       setImmediate(() => {

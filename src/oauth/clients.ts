@@ -101,10 +101,10 @@ export class ClientRegistry {
     if (client.source !== 'dcr') return;
     // Avoid a durable write per request: last use is recorded with minute precision. The record
     // was read from the store moments ago to authenticate the client: no second read to decide.
-    if (client.firstTokenAt && client.lastUsedAt && now - client.lastUsedAt < 60_000) return;
+    const recentlyUsed = (record: ClientRecord) => record.firstTokenAt && record.lastUsedAt && now - record.lastUsedAt < 60_000;
+    if (recentlyUsed(client)) return;
     const current = await this.store.get<ClientRecord>('clients', client.client_id);
-    if (!current) return;
-    if (current.firstTokenAt && current.lastUsedAt && now - current.lastUsedAt < 60_000) return;
+    if (!current || recentlyUsed(current)) return;
     await this.store.put('clients', client.client_id, { ...current, firstTokenAt: current.firstTokenAt ?? now, lastUsedAt: now });
   }
 

@@ -95,14 +95,14 @@ export class AccessTokens {
     this.ttlSeconds = options.ttlSeconds;
     this.clock = options.clock ?? Date.now;
     this.cacheSize = options.cacheSize ?? 10_000;
-    // Imported once, as a non-extractable HMAC-SHA-256 key usable only for HS256 sign/verify.
+    // Imported once, as a non-extractable HMAC-SHA-256 key for jose's HS256 verification only.
     // (Handing jose the raw bytes would re-import the key on every call.)
     this.key = webcrypto.subtle.importKey(
       'raw',
       new Uint8Array(options.secret),
       { name: 'HMAC', hash: 'SHA-256' },
       false,
-      ['sign', 'verify'],
+      ['verify'],
     );
     // Never an unhandled rejection; the error resurfaces on first use.
     this.key.catch(() => undefined);

@@ -355,9 +355,9 @@ export class FileStore implements StateStore {
     const dirty = this.dirty;
     this.dirty = new Map();
     // Built now, synchronously: the lines hold every mutation applied so far, including those of this batch's waiters.
-    const lines = this.journalLines(dirty);
+    const lines = Buffer.from(this.journalLines(dirty), 'utf8');
     const compact = this.compactRequested || this.journalBroken || this.compactDue || this.snapshotBytes === undefined ||
-      this.journalBytes + Buffer.byteLength(lines) >= Math.max(this.compactBytes, 2 * this.snapshotBytes);
+      this.journalBytes + lines.length >= Math.max(this.compactBytes, 2 * this.snapshotBytes);
     let resolved = false;
     const succeed = () => {
       resolved = true;
@@ -373,7 +373,7 @@ export class FileStore implements StateStore {
         // The snapshot is taken at the same instant as the lines: replaying the journal (these lines
         // included) over it yields it again, so a crash between the rename and the truncation is harmless.
         const snapshot = this.serialize();
-        if (lines !== '' && this.journalBytes > 0 && !this.journalBroken) {
+        if (lines.length > 0 && this.journalBytes > 0 && !this.journalBroken) {
           // Appended first so this batch's waiters need not wait for the snapshot. (With an empty or
           // broken journal the snapshot alone is the durable copy.)
           await this.append(lines);
@@ -412,11 +412,10 @@ export class FileStore implements StateStore {
   }
 
   /** Appends whole lines with one write and makes them durable with one fdatasync. */
-  private async append(lines: string): Promise<void> {
-    if (lines === '') return;
+  private async append(buffer: Buffer): Promise<void> {
+    if (buffer.length === 0) return;
     try {
       const journal = await this.openJournal();
-      const buffer = Buffer.from(lines, 'utf8');
       let offset = 0;
       while (offset < buffer.length) {
         // One write; it only loops on a short write (a nearly full disk).
