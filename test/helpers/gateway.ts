@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Gateway } from '../../src/app.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -33,6 +34,15 @@ export async function startGateway(t: Tap, doc: unknown, env: NodeJS.ProcessEnv 
 }
 
 /** Connects the SDK client to the gateway with a static bearer token; closed at teardown. */
+/** `client` answers sampling requests with `reply(prompt)`, and `asked` records `name` each time. */
+export function answerSampling(client: Client, name: string, asked: string[], reply: (prompt: string) => string): void {
+  client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+    asked.push(name);
+    const prompt = (request.params.messages[0]!.content as { text: string }).text;
+    return { role: 'assistant', content: { type: 'text', text: reply(prompt) }, model: 'test-model' };
+  });
+}
+
 export async function connectClient(t: Tap, mcpUrl: string, token?: string, capabilities: Record<string, unknown> = {}): Promise<Client> {
   const client = new Client({ name: 'gatehouse-test', version: '1.0.0' }, { capabilities });
   const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
 import { request } from 'undici';
-import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { startGateway, connectClient, startFixtureHttp, spawnListening, waitFor, FIXTURE_SERVER } from '../helpers/gateway.js';
+import { startGateway, connectClient, answerSampling, startFixtureHttp, spawnListening, waitFor, FIXTURE_SERVER } from '../helpers/gateway.js';
 
 // The gateway forwards requests to Streamable HTTP backends with its own POSTs (src/backends/http-post.ts)
 // and its own request ids, timeouts and cancellation (src/backends/channel.ts). These tests drive that
@@ -229,15 +229,8 @@ t.test('a per-session HTTP backend sends sampling requests to the calling client
   const alice = await connectClient(t, mcpUrl, TOKEN, { sampling: {} });
   const bob = await connectClient(t, mcpUrl, TOKEN, { sampling: {} });
   const asked: string[] = [];
-  alice.setRequestHandler(CreateMessageRequestSchema, async (request) => {
-    asked.push('alice');
-    const prompt = (request.params.messages[0]!.content as { text: string }).text;
-    return { role: 'assistant', content: { type: 'text', text: `alice's model answers "${prompt}"` }, model: 'test-model' };
-  });
-  bob.setRequestHandler(CreateMessageRequestSchema, async () => {
-    asked.push('bob');
-    return { role: 'assistant', content: { type: 'text', text: 'bob' }, model: 'test-model' };
-  });
+  answerSampling(alice, 'alice', asked, (prompt) => `alice's model answers "${prompt}"`);
+  answerSampling(bob, 'bob', asked, () => 'bob');
   const sampled = await alice.callTool({ name: 'mine__ask_llm', arguments: { prompt: 'over http?' } });
   t.same(sampled.content, [{ type: 'text', text: `llm said: alice's model answers "over http?"` }], 'the sampling answer came back into the tool result');
   t.same(asked, ['alice'], 'only the calling client was asked');

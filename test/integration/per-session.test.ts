@@ -1,7 +1,7 @@
 import t from 'tap';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startGateway, connectClient, fixtureStdio, waitFor } from '../helpers/gateway.js';
+import { startGateway, connectClient, answerSampling, fixtureStdio, waitFor } from '../helpers/gateway.js';
 
 const TOKEN = 'per-session-token-0000000000';
 const AUTH = { providers: ['bearer'], bearer: { tokens: { [TOKEN]: { subject: 'ci', roles: ['admin'] } } } };
@@ -24,15 +24,8 @@ t.test('per-session backends: own process per session, server requests forwarded
   const alice = await connectClient(t, mcpUrl, TOKEN, CLIENT_CAPS);
   const bob = await connectClient(t, mcpUrl, TOKEN, CLIENT_CAPS);
   const asked: string[] = [];
-  alice.setRequestHandler(CreateMessageRequestSchema, async (request) => {
-    asked.push('alice');
-    const text = (request.params.messages[0]!.content as { text: string }).text;
-    return { role: 'assistant', content: { type: 'text', text: `alice's model answers "${text}"` }, model: 'test-model' };
-  });
-  bob.setRequestHandler(CreateMessageRequestSchema, async () => {
-    asked.push('bob');
-    return { role: 'assistant', content: { type: 'text', text: 'bob' }, model: 'test-model' };
-  });
+  answerSampling(alice, 'alice', asked, (prompt) => `alice's model answers "${prompt}"`);
+  answerSampling(bob, 'bob', asked, () => 'bob');
   alice.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Alice' } }));
   alice.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///home/alice/project', name: 'project' }] }));
 
