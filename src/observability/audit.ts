@@ -3,7 +3,7 @@ import path from 'node:path';
 import { destination as pinoDestination } from 'pino';
 import type { AuditConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
-import { createLogger, type Logger } from '../log.js';
+import { batchedLines, createLogger, type Logger } from '../log.js';
 
 /**
  * The audit log (README "Metrics and audit log"): one JSON line per audit event, every line with
@@ -92,16 +92,21 @@ async function openDestination(config: AuditConfig, logger: Logger): Promise<Aud
   destination.on('error', (error: Error) => logger.error({ path: file, err: error.message }, 'audit log write failed'));
   warnIfWideMode(file, logger);
   let closed = false;
+  // The lines of one event-loop turn leave in one write (a tool call makes three).
+  const batch = batchedLines(destination, 0);
   // Lines emitted after close (a request finishing late) are dropped rather than thrown.
-  const guarded = { write: (line: string) => (closed ? true : destination.write(line)) };
+  const guarded = { write: (line: string) => (closed ? true : batch.write(line)) };
   return {
     logger: createLogger({ level: 'info', destination: guarded as unknown as NodeJS.WritableStream }).child({ audit: true }),
     reopen() {
-      if (!closed) destination.reopen();
+      if (closed) return;
+      batch.flush();
+      destination.reopen();
     },
     async close() {
       if (closed) return;
       closed = true;
+      batch.close();
       await new Promise<void>((resolve) => {
         destination.once('close', () => resolve());
         destination.once('error', () => resolve());

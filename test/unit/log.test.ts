@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createLogger, scrubLogObject } from '../../src/log.js';
+import { pino } from 'pino';
+import { batchedLines, createLogger, scrubLogObject } from '../../src/log.js';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];
@@ -38,4 +39,74 @@ t.test('an object without sensitive keys is returned as is (no copy on the hot p
   const deep = { a: { b: { c: { token: 'x' } } } };
   t.equal(scrubLogObject(deep), deep, 'only three levels are inspected');
   t.same(scrubLogObject({ a: { b: { token: 'x' } } }), { a: { b: { token: '[redacted]' } } });
+});
+
+t.test('lines written by the plain-line path are the lines pino itself writes', async (t) => {
+  // The same options without the logMethod hook: pino's generic writer.
+  const ours: string[] = [];
+  const reference: string[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => ours.push(line) } as never }).child({ audit: true });
+  const plain = pino({ base: undefined, timestamp: () => ',"time":"T"', formatters: { level: (label: string) => ({ level: label }), log: (o: Record<string, unknown>) => scrubLogObject(o) } }, { write: (line: string) => reference.push(line) } as never).child({ audit: true });
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  const calls: Array<[Record<string, unknown>, string]> = [
+    [{ event: 'acl', roles: ['a', 'b"c'], n: 1.5, nan: NaN, none: undefined, s: 'é\u2028\n\t', nested: { authorization: 'y', ok: [1, null] } }, 'acl "allowed"'],
+    [{}, 'empty'],
+    [{ msg: 'inner', token: 'secret' }, 'outer'],
+    [{ method: 'POST', path: '/mcp', status: 200, durationMs: 0.123456789, subject: 'alice', clientId: undefined }, 'request'],
+    [{ err: new Error('boom') }, 'an error object goes through pino'],
+    [{ big: 10n }, 'a BigInt goes through pino'],
+    [{ circular }, 'a cycle goes through pino'],
+    [{ fn: () => 1, sym: Symbol('s') }, 'values JSON has no place for'],
+  ];
+  for (const [fields, message] of calls) {
+    logger.info(fields, message);
+    plain.info(fields, message);
+  }
+  logger.warn({ a: 1 }, 'with %s', 'an argument');
+  plain.warn({ a: 1 }, 'with %s', 'an argument');
+  const strip = (line: string) => line.replace(/,"time":"[^"]*"/, '');
+  t.equal(ours.length, reference.length);
+  for (let i = 0; i < ours.length; i++) {
+    t.same(JSON.parse(strip(ours[i]!)), JSON.parse(strip(reference[i]!)), `line ${i + 1} parses to the same value`);
+    t.ok(ours[i]!.endsWith('}\n'), 'one line, newline-terminated');
+  }
+  t.notOk(ours.join('').includes('secret'), 'redaction applies on the plain-line path');
+  t.match(ours[0], /^\{"level":"info","time":"[^"]+","audit":true,"event":"acl",/, 'level, time, bindings, then the fields');
+});
+
+t.test('batchedLines hands lines over in batches, on size, after a delay, on demand and at exit', async (t) => {
+  const written: string[] = [];
+  const stream = { write: (text: string) => written.push(text), flushSync: () => written.push('<sync>') };
+  const batch = batchedLines(stream as never, 20);
+  batch.write('a\n');
+  batch.write('b\n');
+  t.same(written, [], 'held while the batch is small');
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  t.same(written, ['a\nb\n'], 'one write after the delay, lines in order');
+  batch.write('x'.repeat(9000) + '\n');
+  t.equal(written.length, 2, 'a batch of 8 KB or more leaves at once');
+  batch.write('c\n');
+  batch.flush();
+  t.equal(written[2], 'c\n', 'flush() hands over what is gathered');
+  const perTurn: string[] = [];
+  const turnBatch = batchedLines({ write: (text: string) => perTurn.push(text), flushSync() {} } as never, 0);
+  turnBatch.write('1\n');
+  turnBatch.write('2\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(perTurn, ['1\n2\n'], 'delay 0: one write at the end of the turn');
+});
+
+t.test('lines still gathered when the process exits are written', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const script = `import { createLogger } from ${JSON.stringify(new URL('../../src/log.ts', import.meta.url).href)};
+const logger = createLogger();
+for (let i = 0; i < 5; i++) logger.info({ i }, 'line');
+process.exit(0);`;
+  const stderr = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], (error, _stdout, err) => (error ? reject(error) : resolve(err)));
+  });
+  const lines = stderr.split('\n').filter((line) => line.startsWith('{'));
+  t.equal(lines.length, 5, 'all five lines reach stderr');
+  t.same(lines.map((line) => JSON.parse(line).i), [0, 1, 2, 3, 4]);
 });
