@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { corkUntilTurnEnd } from './turn.js';
 
 /**
  * Ends `res` with a complete body and its Content-Length (added to `headers`, a fresh object of the
@@ -7,6 +8,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
  */
 export function sendBody(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
   headers['content-length'] = Buffer.byteLength(body);
+  if (res.socket) corkUntilTurnEnd(res.socket);
   res.writeHead(status, headers);
   res.end(body);
 }
