@@ -15,6 +15,9 @@ export interface AccessPolicyOptions {
   cacheSize?: number;
 }
 
+/** Bound of the decisions kept with one identity (cleared when full). */
+const PER_IDENTITY_CACHE_SIZE = 4096;
+
 const NO_ACL: AclDecision = Object.freeze({ allow: true, rule: 'no acl' });
 const DEFAULT_ALLOW: AclDecision = Object.freeze({ allow: true, rule: 'default' });
 const DEFAULT_DENY: AclDecision = Object.freeze({ allow: false, rule: 'default' });
@@ -36,11 +39,13 @@ const DEFAULT_DENY: AclDecision = Object.freeze({ allow: false, rule: 'default' 
  *
  * Pure: no I/O, no logging (callers log decisions). Globs are compiled once in the constructor,
  * which throws on a bad rule. Decisions are cached in a bounded Map keyed by the sorted roles,
- * the subject (only when some rule looks at subjects), the kind and the name.
+ * the subject (only when some rule looks at subjects), the kind and the name; for a frozen
+ * identity (see `freezeIdentity`), with the identity itself.
  */
 export class AccessPolicy {
   readonly #acl: CompiledAcl | undefined;
   readonly #cache = new Map<string, AclDecision>();
+  readonly #byIdentity = new WeakMap<AclSubject, Map<string, AclDecision>>();
   readonly #cacheSize: number;
 
   constructor(acl: AclConfig | undefined, options: AccessPolicyOptions = {}) {
@@ -55,6 +60,24 @@ export class AccessPolicy {
   decide(identity: AclSubject, kind: ItemKind, name: string, alias?: string): AclDecision {
     const acl = this.#acl;
     if (!acl) return NO_ACL;
+    // A frozen identity is the one its provider hands out for a credential on every request: its
+    // decisions are kept with it, keyed by kind and name only (kinds hold no ':').
+    if (alias === undefined && Object.isFrozen(identity) && Object.isFrozen(identity.roles)) {
+      let decisions = this.#byIdentity.get(identity);
+      if (!decisions) this.#byIdentity.set(identity, (decisions = new Map()));
+      const key = `${kind}:${name}`;
+      let decision = decisions.get(key);
+      if (!decision) {
+        decision = this.#decide(acl, identity, kind, name, alias);
+        if (decisions.size >= PER_IDENTITY_CACHE_SIZE) decisions.clear();
+        decisions.set(key, decision);
+      }
+      return decision;
+    }
+    return this.#decide(acl, identity, kind, name, alias);
+  }
+
+  #decide(acl: CompiledAcl, identity: AclSubject, kind: ItemKind, name: string, alias?: string): AclDecision {
     const roles = [...identity.roles].sort();
     // JSON keeps the key unambiguous whatever characters roles, subjects and names contain.
     const key = JSON.stringify([kind, name, alias ?? null, acl.usesSubjects ? identity.subject : null, roles]);

@@ -10,6 +10,17 @@ export interface Identity {
   via: string;
 }
 
+/**
+ * Freezes an identity and its lists. Providers hand out one identity per credential (a verified
+ * token, a configured static token), so later stages may key caches on the object itself; frozen,
+ * no stage can change what another sees.
+ */
+export function freezeIdentity(identity: Identity): Identity {
+  Object.freeze(identity.roles);
+  if (identity.scopes) Object.freeze(identity.scopes);
+  return Object.freeze(identity);
+}
+
 /** What a provider may look at. `bearer` is the token from `Authorization: Bearer`, if any. */
 export interface AuthRequest {
   headers: IncomingHttpHeaders;

@@ -124,8 +124,16 @@ function terminationKey(id: string): string {
   return createHash('sha256').update(id).digest('base64url');
 }
 
+const ownerKeys = new WeakMap<Identity, string>();
+
+/** Who owns a session: provider, subject and client (computed once per frozen identity). */
 export function ownerKeyOf(identity: Identity): string {
-  return JSON.stringify([identity.via, identity.subject, identity.clientId ?? '']);
+  let key = ownerKeys.get(identity);
+  if (key === undefined) {
+    key = JSON.stringify([identity.via, identity.subject, identity.clientId ?? '']);
+    if (Object.isFrozen(identity)) ownerKeys.set(identity, key);
+  }
+  return key;
 }
 
 export function requestKey(id: string | number): string {

@@ -131,7 +131,8 @@ export class AccessTokens {
   }
 
   /**
-   * Verifies one of our access tokens and returns its claims, or throws
+   * Verifies one of our access tokens and returns its claims (frozen, and the same object for as
+   * long as the token stays cached, so callers may key caches on it), or throws
    * `InvalidCredentialError('oauth_as', reason)`. `reason` is for the audit log and never contains
    * the token.
    */
@@ -142,7 +143,7 @@ export class AccessTokens {
     const nowMs = this.clock();
     const cached = this.cache.get(token);
     if (cached) {
-      if (nowMs < cached.expiresAt) return copyClaims(cached.claims);
+      if (nowMs < cached.expiresAt) return cached.claims;
       this.cache.delete(token);
     }
 
@@ -167,7 +168,7 @@ export class AccessTokens {
     Object.freeze(claims.groups);
     Object.freeze(claims);
     this.remember(token, claims, nowMs);
-    return copyClaims(claims);
+    return claims;
   }
 
   /**
@@ -241,10 +242,6 @@ function checkClaimTypes(p: Record<string, unknown>): VerifiedAccessToken | unde
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return undefined;
   if (!isNumericDate(iat) || !isNumericDate(nbf) || !isNumericDate(exp)) return undefined;
   return { iss, aud, sub, client_id, groups: [...(groups as string[])], scope, sid, iat, nbf, exp, jti };
-}
-
-function copyClaims(claims: VerifiedAccessToken): VerifiedAccessToken {
-  return { ...claims, groups: [...claims.groups] };
 }
 
 /** An audit-log reason for a jose failure: the error code and claim, never the token. */

@@ -174,3 +174,25 @@ t.test('backend tool filters', async (t) => {
   }
   t.throws(() => compileToolFilter({ deny: ['a['] }), /tools\.deny\[0\]/);
 });
+
+t.test('a frozen identity keeps its own decisions, the same as an unfrozen one gets', async (t) => {
+  const policy = new AccessPolicy(acl);
+  const reference = new AccessPolicy(acl);
+  const freeze = (who: Who) => Object.freeze({ subject: who.subject, roles: Object.freeze([...who.roles]) as string[] });
+  for (const [name, who, kind, item] of cases) {
+    const frozen = freeze(who);
+    const first = policy.decide(frozen, kind, item);
+    t.same(first, reference.decide({ subject: who.subject, roles: [...who.roles] }, kind, item), name);
+    t.equal(policy.decide(frozen, kind, item), first, `${name}: the same decision object from the identity's cache`);
+  }
+  // Two frozen identities of the same subject with different roles never share a decision.
+  const asAdmin = freeze({ subject: 'alice@example.com', roles: ['admin'] });
+  const asUser = freeze({ subject: 'alice@example.com', roles: ['oauth-user'] });
+  t.equal(policy.decide(asAdmin, 'tool', 'sentry__trace_debug').allow, true);
+  t.equal(policy.decide(asUser, 'tool', 'sentry__trace_debug').allow, false);
+  t.equal(policy.decide(asAdmin, 'tool', 'sentry__trace_debug').allow, true, 'still allowed for the admin identity');
+  // A tool and a prompt of the same name are separate entries.
+  const dev = freeze({ subject: 'dana@example.com', roles: ['dev'] });
+  t.equal(policy.decide(dev, 'tool', 'everything__simple_prompt').allow, false);
+  t.equal(policy.decide(dev, 'prompt', 'everything__simple_prompt').allow, true);
+});

@@ -21,11 +21,16 @@ t.test('maps each configured token to its subject and roles', async (t) => {
   t.same(await provider.authenticate(req('bot-token-ccccccccccc')), { subject: 'bot', roles: [], via: 'bearer' });
 });
 
-t.test('returned roles are a copy, not the config array', async (t) => {
+t.test('the identity is frozen and its roles are not the config array', async (t) => {
   const provider = createBearerProvider(config);
   const identity = await provider.authenticate(req('ci-token-aaaaaaaaaaaa'));
-  identity.roles.push('root');
+  t.not(identity.roles, config.tokens['ci-token-aaaaaaaaaaaa'].roles, 'a copy of the configured roles');
+  t.throws(() => identity.roles.push('root'), TypeError, 'no stage can add a role');
+  t.throws(() => {
+    (identity as { subject: string }).subject = 'root';
+  }, TypeError, 'or change the subject');
   t.same(config.tokens['ci-token-aaaaaaaaaaaa'].roles, ['admin', 'ci']);
+  t.equal(await provider.authenticate(req('ci-token-aaaaaaaaaaaa')), identity, 'the same identity for the same token on every request');
 });
 
 t.test('unknown, prefix and extended tokens are rejected', async (t) => {

@@ -205,3 +205,15 @@ t.test('expired token is rejected even with a live session', async (t) => {
   advance(3600_000 + 30_000);
   await rejected(t, Promise.resolve(provider.authenticate(req())), /expired/, 'expired');
 });
+
+t.test('one frozen identity per token; revocation still bites after the cache window', async (t) => {
+  const { provider, store, req, advance, flaky } = await setup(t);
+  const first = await provider.authenticate(req());
+  t.ok(Object.isFrozen(first) && Object.isFrozen(first.roles) && Object.isFrozen(first.scopes), 'frozen, lists too');
+  const readsAfterFirst = flaky.reads.length;
+  t.equal(await provider.authenticate(req()), first, 'the same identity object on the next request');
+  t.equal(flaky.reads.length, readsAfterFirst, 'inside the window: no store read');
+  await store.delete('sessions', 'sid-1');
+  advance(2001);
+  await rejected(t, provider.authenticate(req()), /session revoked/, 'a revoked session is refused although its identity was kept');
+});

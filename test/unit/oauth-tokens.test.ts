@@ -189,9 +189,12 @@ t.test('verified-token cache', async (t) => {
   for (const { token } of signed) t.ok(await tokens.verify(token), 'evicted tokens are verified again');
 
   const first = await tokens.verify(signed[0]!.token);
-  first.groups.push('admin');
-  first.sub = 'mallory';
+  t.throws(() => first.groups.push('admin'), TypeError, 'the cached claims are frozen: no caller can add a group');
+  t.throws(() => {
+    first.sub = 'mallory';
+  }, TypeError, 'nor change the subject');
   const again = await tokens.verify(signed[0]!.token);
+  t.equal(again, first, 'a cached token gives back the same claims object');
   t.equal(again.sub, 'alice', 'callers cannot poison the cache');
   t.same(again.groups, claims.groups);
 

@@ -1,7 +1,7 @@
 import { digestsEqual, secretDigest } from '../../crypto/compare.js';
 import { boundedMemo } from '../../memo.js';
 import type { BearerProviderConfig, BearerTokenGrant } from '../../config/types.js';
-import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
+import { InvalidCredentialError, freezeIdentity, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
 
 /**
  * Static bearer tokens from `serverAuth.bearer.tokens` (token → subject + roles).
@@ -24,14 +24,15 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
     }
   }
 
-  const digests = grants.map(([token, grant]) => [secretDigest(token), grant] as const);
+  // One frozen identity per configured token, handed out on every match.
+  const digests = grants.map(([token, grant]) => [secretDigest(token), freezeIdentity({ subject: grant.subject, roles: [...(grant.roles ?? [])], via: 'bearer' })] as const);
   // Only then can a JWT-shaped token be one of ours (a fact about the configuration, not the token).
   const someConfiguredTokenIsJwtShaped = grants.some(([token]) => looksLikeJwt(token));
 
   /** Scans all configured tokens; the loop always runs to the end. */
-  function lookup(presented: string): BearerTokenGrant | undefined {
+  function lookup(presented: string): Identity | undefined {
     const digest = secretDigest(presented);
-    let found: BearerTokenGrant | undefined;
+    let found: Identity | undefined;
     for (const [configured, grant] of digests) {
       if (digestsEqual(digest, configured) && found === undefined) found = grant;
     }
@@ -47,9 +48,9 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
       return someConfiguredTokenIsJwtShaped && lookup(token) !== undefined;
     },
     authenticate(request: AuthRequest): Identity {
-      const grant = request.bearer ? lookup(request.bearer) : undefined;
-      if (!grant) throw new InvalidCredentialError('bearer', 'unknown static token');
-      return { subject: grant.subject, roles: [...(grant.roles ?? [])], via: 'bearer' };
+      const identity = request.bearer ? lookup(request.bearer) : undefined;
+      if (!identity) throw new InvalidCredentialError('bearer', 'unknown static token');
+      return identity;
     },
   };
 }

@@ -27,7 +27,7 @@
  */
 import type { AccessTokens, VerifiedAccessToken } from '../../oauth/tokens.js';
 import type { SessionRecord, StateStore } from '../../store/types.js';
-import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
+import { InvalidCredentialError, freezeIdentity, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
 
 export interface OAuthJwtProviderOptions {
   tokens: AccessTokens;
@@ -73,6 +73,12 @@ class ExistenceCache {
     private readonly maxEntries: number,
     private readonly clock: () => number,
   ) {}
+
+  /** The answer still inside the cache window, if any (the usual case: no store call, no await). */
+  cached(key: string): boolean | undefined {
+    const cached = this.entries.get(key);
+    return cached && this.clock() - cached.checkedAt < this.cacheMs ? cached.exists : undefined;
+  }
 
   /** Whether the entity exists; throws InvalidCredentialError when the store fails outside the grace window. */
   async exists(key: string): Promise<boolean> {
@@ -124,7 +130,7 @@ export function createOAuthJwtProvider(options: OAuthJwtProviderOptions): AuthPr
 
   // Session keys combine sid and client_id: a session record must belong to the token's client.
   const sessions = new ExistenceCache('session', async (key) => {
-    const [sid, clientId] = JSON.parse(key) as [string, string];
+    const { sid, clientId } = splitSessionKey(key);
     const record = await store.get<SessionRecord>('sessions', sid);
     return record !== undefined && record.clientId === clientId;
   }, cacheMs, graceMs, maxEntries, clock);
@@ -133,6 +139,8 @@ export function createOAuthJwtProvider(options: OAuthJwtProviderOptions): AuthPr
     return clientExists(clientId);
   }, cacheMs, graceMs, maxEntries, clock);
 
+  const identities = new WeakMap<VerifiedAccessToken, Identity>();
+
   return {
     name: NAME,
     recognizes(request: AuthRequest): boolean {
@@ -140,21 +148,42 @@ export function createOAuthJwtProvider(options: OAuthJwtProviderOptions): AuthPr
     },
     async authenticate(request: AuthRequest): Promise<Identity> {
       if (!request.bearer) throw new InvalidCredentialError(NAME, 'no bearer token');
-      const claims: VerifiedAccessToken = await tokens.verify(request.bearer);
-      const [sessionOk, clientOk] = await Promise.all([
-        sessions.exists(JSON.stringify([claims.sid, claims.client_id])),
-        clients.exists(claims.client_id),
-      ]);
+      const claims = await tokens.verify(request.bearer);
+      const sessionKey = sessionKeyOf(claims.sid, claims.client_id);
+      let sessionOk = sessions.cached(sessionKey);
+      let clientOk = clients.cached(claims.client_id);
+      if (sessionOk === undefined || clientOk === undefined) {
+        [sessionOk, clientOk] = await Promise.all([
+          sessionOk ?? sessions.exists(sessionKey),
+          clientOk ?? clients.exists(claims.client_id),
+        ]);
+      }
       if (!clientOk) throw new InvalidCredentialError(NAME, 'client no longer registered');
       if (!sessionOk) throw new InvalidCredentialError(NAME, 'session revoked or expired');
-      const roles = [...new Set([...claims.groups, ...injectedRoles])];
-      return {
-        subject: claims.sub,
-        roles,
-        clientId: claims.client_id,
-        scopes: claims.scope.split(' ').filter(Boolean),
-        via: NAME,
-      };
+      // One identity per verified token (the claims object lives as long as the token is cached).
+      let identity = identities.get(claims);
+      if (!identity) {
+        identity = freezeIdentity({
+          subject: claims.sub,
+          roles: [...new Set([...claims.groups, ...injectedRoles])],
+          clientId: claims.client_id,
+          scopes: claims.scope.split(' ').filter(Boolean),
+          via: NAME,
+        });
+        identities.set(claims, identity);
+      }
+      return identity;
     },
   };
+}
+
+/** A session cache key: sid and client_id, unambiguous whatever characters they hold. */
+function sessionKeyOf(sid: string, clientId: string): string {
+  return `${sid.length}:${sid}${clientId}`;
+}
+
+function splitSessionKey(key: string): { sid: string; clientId: string } {
+  const colon = key.indexOf(':');
+  const end = colon + 1 + Number(key.slice(0, colon));
+  return { sid: key.slice(colon + 1, end), clientId: key.slice(end) };
 }
