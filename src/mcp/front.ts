@@ -124,12 +124,22 @@ export class McpFront {
     const streaming = /text\/event-stream/i.test(accept) && requests.some((r) =>
       (r.params?._meta && (r.params._meta as Record<string, unknown>).progressToken !== undefined) || this.deps.router.mayRequestClient(session, r.method!, r.params));
     if (!streaming) {
-      const cancellations = requests.map(() => new Cancellation());
-      res.on('close', () => {
-        if (!res.writableFinished) cancellations.forEach((c) => c.abort(new Error('client disconnected')));
-      });
-      const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, cancellations[i]!, undefined, note)));
-      const payload = batch ? `[${responses.filter(Boolean).map(encodeResponse).join(',')}]` : encodeResponse(responses[0]);
+      let payload: string;
+      if (!batch) {
+        // One request (the usual case): no arrays, no Promise.all.
+        const cancellation = new Cancellation();
+        res.on('close', () => {
+          if (!res.writableFinished) cancellation.abort(new Error('client disconnected'));
+        });
+        payload = encodeResponse(await this.dispatch(session, identity, requests[0]!, cancellation, undefined, note));
+      } else {
+        const cancellations = requests.map(() => new Cancellation());
+        res.on('close', () => {
+          if (!res.writableFinished) cancellations.forEach((c) => c.abort(new Error('client disconnected')));
+        });
+        const responses = await Promise.all(requests.map((request, i) => this.dispatch(session, identity, request, cancellations[i]!, undefined, note)));
+        payload = `[${responses.filter(Boolean).map(encodeResponse).join(',')}]`;
+      }
       if (res.writableEnded || res.destroyed) return;
       sendBody(res, 200, { 'content-type': 'application/json' }, payload);
       return;

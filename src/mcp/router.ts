@@ -97,10 +97,19 @@ export class Router {
     }
   }
 
-  /** Lets lists answer with what is ready, waiting a short bound for backends still starting. */
-  private async waitForStartingBackends(): Promise<void> {
-    const starting = this.deps.backends().filter((b) => !b.firstAttemptDone && b.state !== 'stopped');
-    if (starting.length === 0) return;
+  /**
+   * Lets lists answer with what is ready, waiting a short bound for backends still starting.
+   * Undefined (nothing to wait for, not even a turn of the microtask queue) once all have started.
+   */
+  private waitForStartingBackends(): Promise<void> | undefined {
+    let starting: Backend[] | undefined;
+    for (const backend of this.deps.backends()) {
+      if (!backend.firstAttemptDone && backend.state !== 'stopped') (starting ??= []).push(backend);
+    }
+    return starting && this.waitForBackends(starting);
+  }
+
+  private async waitForBackends(starting: Backend[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(starting.map((b) => b.firstAttempt)),
@@ -114,7 +123,8 @@ export class Router {
   }
 
   private async list(list: ListName, kind: ItemKind, params: Record<string, unknown> | undefined, ctx: RequestContext): Promise<unknown> {
-    await this.waitForStartingBackends();
+    const starting = this.waitForStartingBackends();
+    if (starting) await starting;
     const { catalogue } = this.deps;
     if (this.listCacheVersion !== catalogue.version) {
       this.listCache.clear();
@@ -198,7 +208,8 @@ export class Router {
    * itself (`tool_call`, with its outcome and duration), and counted by backend and outcome.
    */
   private async callTool(params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
-    await this.waitForStartingBackends();
+    const starting = this.waitForStartingBackends();
+    if (starting) await starting;
     const { identity } = ctx;
     const name = params.name;
     const entry = typeof name === 'string' ? this.deps.catalogue.tools.get(name) : undefined;
@@ -232,7 +243,8 @@ export class Router {
   }
 
   private async getPrompt(params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
-    await this.waitForStartingBackends();
+    const starting = this.waitForStartingBackends();
+    if (starting) await starting;
     const entry = this.resolveNamed(this.deps.catalogue.prompts, 'prompt', params.name, ctx, 'Unknown prompt');
     const result = await this.forward(entry.backend, 'prompts/get', { ...params, name: entry.local, _meta: withoutProgressToken(params._meta) }, ctx);
     if (Array.isArray(result.messages)) {
@@ -257,7 +269,8 @@ export class Router {
   }
 
   private async readResource(params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
-    await this.waitForStartingBackends();
+    const starting = this.waitForStartingBackends();
+    if (starting) await starting;
     const { backend, local } = this.resolveResource(params.uri, ctx);
     const result = await this.forward(backend, 'resources/read', { ...params, uri: local, _meta: withoutProgressToken(params._meta) }, ctx);
     if (Array.isArray(result.contents)) {
