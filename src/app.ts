@@ -11,7 +11,7 @@ import { compileOriginPolicy } from './http/origin.js';
 import { createLogger, type Logger } from './log.js';
 import { Catalogue } from './mcp/catalogue.js';
 import { Metrics, metricsEndpoint } from './observability/metrics.js';
-import { openAuditLog, type AuditLog } from './observability/audit.js';
+import { authAllowedEvent, openAuditLog, type AuditLog } from './observability/audit.js';
 import { McpFront } from './mcp/front.js';
 import { Notifier } from './mcp/notifier.js';
 import { Router } from './mcp/router.js';
@@ -95,7 +95,7 @@ export class Gateway {
       const outcome = await this.derived.chain.authenticate(request);
       // Never the credential: the identity it stands for, or why it was refused.
       audit.info(outcome.ok
-        ? { event: 'auth', decision: 'allow', provider: outcome.identity.via, subject: outcome.identity.subject, clientId: outcome.identity.clientId }
+        ? authAllowedEvent(outcome.identity)
         : { event: 'auth', decision: 'deny', provider: outcome.provider, reason: outcome.reason }, 'authentication');
       return outcome;
     };

@@ -1,4 +1,5 @@
 import { pino, destination as pinoDestination, levels, symbols, type Logger, type LevelWithSilent } from 'pino';
+import { boundedMemo } from './memo.js';
 
 export type { Logger };
 
@@ -47,29 +48,53 @@ function isoTime(): string {
 type PinoInternals = Record<symbol, unknown> & { [symbols.lsCacheSym]: Record<number, string>; [symbols.timeSym]: () => string; [symbols.chindingsSym]: string; [symbols.endSym]: string; [symbols.streamSym]: { write(line: string): unknown } };
 
 /**
+ * The JSON members of fields objects a caller froze to log them again and again (an identity's
+ * `auth` event, say): scrubbed and serialized once. Such an object must hold only values that
+ * never change (strings, numbers, frozen arrays).
+ */
+const frozenFieldsJson = new WeakMap<object, string>();
+
+/** Messages are mostly a handful of constants ("request", "tool call"): each is quoted once. */
+const messageJson = boundedMemo((message) => JSON.stringify(message), 512);
+
+/**
+ * Scrubbed fields as JSON object members, each after a comma (`,"a":1,"b":"x"`, or '' for none);
+ * undefined when pino must write them (an `err` object, a cycle, a BigInt).
+ */
+function jsonMembers(fields: Record<string, unknown>): string | undefined {
+  const object = scrubLogObject(fields);
+  if (object.err !== undefined && typeof object.err === 'object') return undefined;
+  let json: string;
+  try {
+    json = JSON.stringify(object);
+  } catch {
+    return undefined;
+  }
+  return json.length > 2 ? `,${json.slice(1, -1)}` : '';
+}
+
+/**
  * pino's `logMethod` hook: a `(fields, message)` call is written here with one native
  * JSON.stringify of the scrubbed fields, in the line pino would write (level, time, the child's
  * bindings, the fields, msg). pino's generic writer reads every field through megamorphic property
  * loads and string concatenation, which made a request's four lines a fifth of the gateway's CPU.
  * Everything else goes to pino as is: printf-style arguments, an `err` object (pino's error
- * serializer), and values JSON.stringify refuses (a cycle, a BigInt).
+ * serializer), and values JSON.stringify refuses (a cycle, a BigInt). Frozen fields objects are
+ * serialized once (`frozenFieldsJson`).
  */
 function writePlainLine(this: Logger, args: unknown[], method: (...args: unknown[]) => void, level: number): void {
   const [fields, message] = args;
   if (args.length === 2 && typeof message === 'string' && fields !== null && typeof fields === 'object' && Object.getPrototypeOf(fields) === Object.prototype) {
-    const object = scrubLogObject(fields as Record<string, unknown>);
-    if (object.err === undefined || typeof object.err !== 'object') {
-      let json: string | undefined;
-      try {
-        json = JSON.stringify(object);
-      } catch {
-        json = undefined;
-      }
-      if (json !== undefined) {
-        const self = this as unknown as PinoInternals;
-        self[symbols.streamSym].write(`${self[symbols.lsCacheSym][level]}${self[symbols.timeSym]()}${self[symbols.chindingsSym]}${json.length > 2 ? `,${json.slice(1, -1)}` : ''},"msg":${JSON.stringify(message)}${self[symbols.endSym]}`);
-        return;
-      }
+    const frozen = Object.isFrozen(fields);
+    let members = frozen ? frozenFieldsJson.get(fields) : undefined;
+    if (members === undefined) {
+      members = jsonMembers(fields as Record<string, unknown>);
+      if (frozen && members !== undefined) frozenFieldsJson.set(fields, members);
+    }
+    if (members !== undefined) {
+      const self = this as unknown as PinoInternals;
+      self[symbols.streamSym].write(`${self[symbols.lsCacheSym][level]}${self[symbols.timeSym]()}${self[symbols.chindingsSym]}${members},"msg":${messageJson(message)}${self[symbols.endSym]}`);
+      return;
     }
   }
   method.apply(this, args);

@@ -1,6 +1,6 @@
 /**
  * A pure function of a string, remembered: for values that repeat and hold nothing secret (JOSE
- * headers, peer addresses). The map is emptied when it reaches `limit`, so it stays bounded
+ * headers, peer addresses, log messages). The map is emptied when it reaches `limit`, so it stays bounded
  * whatever callers send.
  */
 export function boundedMemo<T>(compute: (key: string) => T, limit: number): (key: string) => T {

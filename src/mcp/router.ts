@@ -1,7 +1,7 @@
 import { SerializedResult } from './serialized.js';
 import { McpError, ErrorCode, type Progress, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../auth/types.js';
-import type { AccessPolicy, ItemKind } from '../acl/decide.js';
+import type { AccessPolicy, AclDecision, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Cancellation } from '../backends/cancellation.js';
 import type { Logger } from '../log.js';
@@ -223,7 +223,7 @@ export class Router {
     const call = { backend: entry.backend.name, tool: entry.local };
     if (ctx.note && ctx.note.tool === undefined) Object.assign(ctx.note, call);
     const decision = this.deps.policy().decide(identity, 'tool', name as string);
-    this.deps.audit.info({ event: 'acl', kind: 'tool', name, ...call, ...who, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule }, decision.allow ? 'acl allowed' : 'acl denied');
+    this.deps.audit.info(aclToolEvent(identity, entry, name as string, decision), decision.allow ? 'acl allowed' : 'acl denied');
     if (!decision.allow) {
       this.deps.audit.info({ event: 'tool_call', ...who, ...call, decision: 'deny', rule: decision.rule, outcome: 'denied', durationMs: 0 }, 'tool call');
       this.deps.metrics?.toolCall(entry.backend.name, 'denied');
@@ -329,6 +329,27 @@ export class Router {
 }
 
 /** A client-supplied name for the audit log: a string of bounded length, whatever was sent. */
+const aclToolEvents = new WeakMap<Identity, Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>>();
+/** Bound of the `acl` events kept with one identity (cleared when full). */
+const ACL_EVENTS_PER_IDENTITY = 4096;
+
+/**
+ * The fields of a tool call's `acl` event. For a frozen identity (one per credential) the same
+ * frozen object per catalogue entry and decision, so the logger serializes it once.
+ */
+function aclToolEvent(identity: Identity, entry: CatalogueEntry<unknown>, name: string, decision: AclDecision): Record<string, unknown> {
+  const build = () => ({ event: 'acl', kind: 'tool', name, backend: entry.backend.name, tool: entry.local, subject: identity.subject, clientId: identity.clientId, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule });
+  if (!Object.isFrozen(identity) || !Object.isFrozen(identity.roles)) return build();
+  let events = aclToolEvents.get(identity);
+  if (!events) aclToolEvents.set(identity, (events = new Map()));
+  const known = events.get(entry);
+  if (known && known.decision === decision) return known.fields;
+  const fields = Object.freeze(build());
+  if (events.size >= ACL_EVENTS_PER_IDENTITY) events.clear();
+  events.set(entry, { decision, fields });
+  return fields;
+}
+
 function clip(value: unknown): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;

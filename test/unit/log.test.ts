@@ -2,6 +2,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { batchedLines, createLogger, scrubLogObject } from '../../src/log.js';
+import { freezeIdentity } from '../../src/auth/types.js';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];
@@ -49,6 +50,7 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
   const plain = pino({ base: undefined, timestamp: () => ',"time":"T"', formatters: { level: (label: string) => ({ level: label }), log: (o: Record<string, unknown>) => scrubLogObject(o) } }, { write: (line: string) => reference.push(line) } as never).child({ audit: true });
   const circular: Record<string, unknown> = {};
   circular.self = circular;
+  const frozenFields = Object.freeze({ event: 'auth', decision: 'allow', roles: Object.freeze(['a']), password: 'secret' });
   const calls: Array<[Record<string, unknown>, string]> = [
     [{ event: 'acl', roles: ['a', 'b"c'], n: 1.5, nan: NaN, none: undefined, s: 'é\u2028\n\t', nested: { authorization: 'y', ok: [1, null] } }, 'acl "allowed"'],
     [{}, 'empty'],
@@ -58,6 +60,9 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
     [{ big: 10n }, 'a BigInt goes through pino'],
     [{ circular }, 'a cycle goes through pino'],
     [{ fn: () => 1, sym: Symbol('s') }, 'values JSON has no place for'],
+    [frozenFields, 'frozen fields, first time'],
+    [frozenFields, 'frozen fields, again (serialized once)'],
+    [{ ...frozenFields, extra: 1 }, 'a copy of them'],
   ];
   for (const [fields, message] of calls) {
     logger.info(fields, message);
@@ -109,4 +114,16 @@ process.exit(0);`;
   const lines = stderr.split('\n').filter((line) => line.startsWith('{'));
   t.equal(lines.length, 5, 'all five lines reach stderr');
   t.same(lines.map((line) => JSON.parse(line).i), [0, 1, 2, 3, 4]);
+});
+
+t.test('audit event fields of a frozen identity are one frozen object', async (t) => {
+  const { authAllowedEvent } = await import('../../src/observability/audit.js');
+  const frozen = freezeIdentity({ subject: 'alice', roles: ['dev'], clientId: 'c-1', via: 'oauth_as' });
+  const event = authAllowedEvent(frozen);
+  t.same(event, { event: 'auth', decision: 'allow', provider: 'oauth_as', subject: 'alice', clientId: 'c-1' });
+  t.ok(Object.isFrozen(event));
+  t.equal(authAllowedEvent(frozen), event, 'the same object on every request of that identity');
+  const mutable = { subject: 'bob', roles: [], via: 'forwarded' };
+  t.not(authAllowedEvent(mutable), authAllowedEvent(mutable), 'a fresh object for an identity that may change');
+  t.notOk(Object.isFrozen(authAllowedEvent(mutable)));
 });
