@@ -1,6 +1,5 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { corkUntilTurnEnd } from '../http/turn.js';
 
 /**
  * A lean HTTP/1.1 client for the gateway's hot path: the POSTs of established Streamable HTTP
@@ -254,8 +253,6 @@ class Connection {
     const reader = new ResponseReader(handler);
     this.exchange = { handler, reader };
     this.socket.setTimeout(request.idleTimeoutMs);
-    // The backend woken by this turn's first request finds the others of the turn waiting.
-    corkUntilTurnEnd(this.socket);
     this.socket.write(`POST ${request.path} HTTP/1.1\r\nhost: ${host}\r\n${request.headerLines}content-length: ${Buffer.byteLength(request.body)}\r\n\r\n${request.body}`);
   }
 

@@ -1,5 +1,4 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { corkUntilTurnEnd } from './turn.js';
 
 /**
  * Ends `res` with a complete body and its Content-Length (added to `headers`, a fresh object of the
@@ -8,7 +7,6 @@ import { corkUntilTurnEnd } from './turn.js';
  */
 export function sendBody(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
   headers['content-length'] = Buffer.byteLength(body);
-  if (res.socket) corkUntilTurnEnd(res.socket);
   res.writeHead(status, headers);
   res.end(body);
 }
