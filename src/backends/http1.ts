@@ -13,9 +13,39 @@ import tls from 'node:tls';
  * end of a response. Anything else fails the exchange and closes its connection.
  */
 
+/**
+ * A response's header fields: names lower-cased, repeated fields joined with ", ". A few fields
+ * looked up once or twice: two short arrays searched in order cost less than a Map built per
+ * response (hashing every fresh name, growing twice).
+ */
+export class ResponseHeaders {
+  private readonly names: string[] = [];
+  private readonly values: string[] = [];
+
+  get(name: string): string | undefined {
+    const at = this.names.indexOf(name);
+    return at < 0 ? undefined : this.values[at];
+  }
+
+  has(name: string): boolean {
+    return this.names.includes(name);
+  }
+
+  /** Adds a field (`name` lower-cased); a repeated one is joined to the first. */
+  add(name: string, value: string): void {
+    const at = this.names.indexOf(name);
+    if (at < 0) {
+      this.names.push(name);
+      this.values.push(value);
+    } else {
+      this.values[at] = `${this.values[at]}, ${value}`;
+    }
+  }
+}
+
 export interface ExchangeHandler {
-  /** Status and headers: names lower-cased, repeated headers joined with ", ". */
-  onHead(status: number, headers: ReadonlyMap<string, string>): void;
+  /** Status and header fields. */
+  onHead(status: number, headers: ResponseHeaders): void;
   onData(chunk: Buffer): void;
   onEnd(): void;
   /** The exchange failed (the connection is closed); called at most once, and never after onEnd. */
@@ -156,8 +186,7 @@ export class ResponseReader {
     const status = STATUS_LINE.exec(text.slice(0, end));
     if (!status) throw new Http1Error('malformed status line');
     const code = Number(status[2]);
-    // A Map, not an object: header names are fresh strings that object keys would have to intern.
-    const headers = new Map<string, string>();
+    const headers = new ResponseHeaders();
     while (end < text.length) {
       const start = end + 2;
       end = text.indexOf('\r\n', start);
@@ -166,10 +195,7 @@ export class ResponseReader {
       if (colon <= start || colon >= end) throw new Http1Error('malformed header line');
       const name = text.slice(start, colon);
       if (!TOKEN.test(name)) throw new Http1Error('malformed header name');
-      const key = name.toLowerCase();
-      const value = text.slice(colon + 1, end).trim();
-      const previous = headers.get(key);
-      headers.set(key, previous === undefined ? value : `${previous}, ${value}`);
+      headers.add(name.toLowerCase(), text.slice(colon + 1, end).trim());
     }
     if (code < 200) {
       // Interim responses (100 Continue, 103 Early Hints) precede the real one; upgrades are refused.
@@ -188,7 +214,7 @@ export class ResponseReader {
     this.framing(code, headers);
   }
 
-  private framing(code: number, headers: Map<string, string>): void {
+  private framing(code: number, headers: ResponseHeaders): void {
     if (code === 204 || code === 304) {
       this.phase = 'done';
       return;

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { Http1Pool, headerLines, type ExchangeHandler, type PostRequest } from '../../src/backends/http1.js';
+import { Http1Pool, headerLines, type ExchangeHandler, type PostRequest, type ResponseHeaders } from '../../src/backends/http1.js';
 
 /**
  * A raw TCP server that answers each request (once its head and Content-Length body arrived) with
@@ -49,7 +49,7 @@ async function rawServer(t: Test, answer: (request: string, index: number) => { 
 
 interface Outcome {
   status?: number;
-  headers?: ReadonlyMap<string, string>;
+  headers?: ResponseHeaders;
   body: string;
   error?: Error;
 }
