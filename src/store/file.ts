@@ -196,6 +196,14 @@ export class FileStore implements StateStore {
   }
 
   /** How many flushes have completed successfully (tests assert group commit with it). */
+  /**
+   * Resolves once no flush is running: every acknowledged change is then in the snapshot or the
+   * journal, and no compaction is halfway (a reader opening the files now sees a complete pair).
+   */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
   get flushCount(): number {
     return this.flushes;
   }
