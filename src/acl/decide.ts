@@ -1,5 +1,6 @@
 import type { AclConfig } from '../config/types.js';
 import { compileAcl, type AclDecision, type CompiledAcl, type ItemKind } from './compile.js';
+import { isSharedIdentity, perIdentity } from '../auth/types.js';
 
 export type { AclDecision, ItemKind } from './compile.js';
 export { compileToolFilter } from './compile.js';
@@ -39,13 +40,13 @@ const DEFAULT_DENY: AclDecision = Object.freeze({ allow: false, rule: 'default' 
  *
  * Pure: no I/O, no logging (callers log decisions). Globs are compiled once in the constructor,
  * which throws on a bad rule. Decisions are cached in a bounded Map keyed by the sorted roles,
- * the subject (only when some rule looks at subjects), the kind and the name; for a frozen
+ * the subject (only when some rule looks at subjects), the kind and the name; for a shared
  * identity (see `freezeIdentity`), with the identity itself.
  */
 export class AccessPolicy {
   readonly #acl: CompiledAcl | undefined;
   readonly #cache = new Map<string, AclDecision>();
-  readonly #byIdentity = new WeakMap<AclSubject, Map<string, AclDecision>>();
+  readonly #decisionsOf = perIdentity((_identity: AclSubject) => new Map<string, AclDecision>());
   readonly #cacheSize: number;
 
   constructor(acl: AclConfig | undefined, options: AccessPolicyOptions = {}) {
@@ -60,11 +61,10 @@ export class AccessPolicy {
   decide(identity: AclSubject, kind: ItemKind, name: string, alias?: string): AclDecision {
     const acl = this.#acl;
     if (!acl) return NO_ACL;
-    // A frozen identity is the one its provider hands out for a credential on every request: its
+    // A shared identity is the one its provider hands out for a credential on every request: its
     // decisions are kept with it, keyed by kind and name only (kinds hold no ':').
-    if (alias === undefined && Object.isFrozen(identity) && Object.isFrozen(identity.roles)) {
-      let decisions = this.#byIdentity.get(identity);
-      if (!decisions) this.#byIdentity.set(identity, (decisions = new Map()));
+    if (alias === undefined && isSharedIdentity(identity)) {
+      const decisions = this.#decisionsOf(identity);
       const key = `${kind}:${name}`;
       let decision = decisions.get(key);
       if (!decision) {

@@ -21,6 +21,28 @@ export function freezeIdentity(identity: Identity): Identity {
   return Object.freeze(identity);
 }
 
+/** Whether `identity` is one a provider shares across requests (frozen by `freezeIdentity`). */
+export function isSharedIdentity(identity: { roles: readonly string[] }): boolean {
+  return Object.isFrozen(identity) && Object.isFrozen(identity.roles);
+}
+
+/**
+ * A value derived from an identity, kept with it when the identity is shared; computed afresh for
+ * any other (which a later stage could change). `compute` learns which case it is in.
+ */
+export function perIdentity<I extends { roles: readonly string[] }, T>(compute: (identity: I, shared: boolean) => T): (identity: I) => T {
+  const values = new WeakMap<I, T>();
+  return (identity) => {
+    let value = values.get(identity);
+    if (value === undefined) {
+      const shared = isSharedIdentity(identity);
+      value = compute(identity, shared);
+      if (shared) values.set(identity, value);
+    }
+    return value;
+  };
+}
+
 /** What a provider may look at. `bearer` is the token from `Authorization: Bearer`, if any. */
 export interface AuthRequest {
   headers: IncomingHttpHeaders;

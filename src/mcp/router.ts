@@ -1,6 +1,6 @@
 import { SerializedResult } from './serialized.js';
 import { McpError, ErrorCode, type Progress, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
-import type { Identity } from '../auth/types.js';
+import { isSharedIdentity, perIdentity, type Identity } from '../auth/types.js';
 import type { AccessPolicy, AclDecision, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Cancellation } from '../backends/cancellation.js';
@@ -328,20 +328,18 @@ export class Router {
   }
 }
 
-/** A client-supplied name for the audit log: a string of bounded length, whatever was sent. */
-const aclToolEvents = new WeakMap<Identity, Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>>();
-/** Bound of the `acl` events kept with one identity (cleared when full). */
+/** The `acl` events of a shared identity's tool calls, by catalogue entry (cleared when full). */
+const aclToolEventsOf = perIdentity((_identity: Identity) => new Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>());
 const ACL_EVENTS_PER_IDENTITY = 4096;
 
 /**
- * The fields of a tool call's `acl` event. For a frozen identity (one per credential) the same
+ * The fields of a tool call's `acl` event. For a shared identity (one per credential) the same
  * frozen object per catalogue entry and decision, so the logger serializes it once.
  */
 function aclToolEvent(identity: Identity, entry: CatalogueEntry<unknown>, name: string, decision: AclDecision): Record<string, unknown> {
   const build = () => ({ event: 'acl', kind: 'tool', name, backend: entry.backend.name, tool: entry.local, subject: identity.subject, clientId: identity.clientId, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule });
-  if (!Object.isFrozen(identity) || !Object.isFrozen(identity.roles)) return build();
-  let events = aclToolEvents.get(identity);
-  if (!events) aclToolEvents.set(identity, (events = new Map()));
+  if (!isSharedIdentity(identity)) return build();
+  const events = aclToolEventsOf(identity);
   const known = events.get(entry);
   if (known && known.decision === decision) return known.fields;
   const fields = Object.freeze(build());
@@ -350,6 +348,7 @@ function aclToolEvent(identity: Identity, entry: CatalogueEntry<unknown>, name: 
   return fields;
 }
 
+/** A client-supplied name for the audit log: a string of bounded length, whatever was sent. */
 function clip(value: unknown): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;

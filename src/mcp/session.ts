@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SessionIds } from './session-id.js';
-import type { Identity } from '../auth/types.js';
+import { perIdentity, type Identity } from '../auth/types.js';
 import type { SseStream } from '../http/sse.js';
 import { McpError, ErrorCode, type ClientCapabilities, type Implementation, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { Backend } from '../backends/backend.js';
@@ -124,17 +124,8 @@ function terminationKey(id: string): string {
   return createHash('sha256').update(id).digest('base64url');
 }
 
-const ownerKeys = new WeakMap<Identity, string>();
-
-/** Who owns a session: provider, subject and client (computed once per frozen identity). */
-export function ownerKeyOf(identity: Identity): string {
-  let key = ownerKeys.get(identity);
-  if (key === undefined) {
-    key = JSON.stringify([identity.via, identity.subject, identity.clientId ?? '']);
-    if (Object.isFrozen(identity)) ownerKeys.set(identity, key);
-  }
-  return key;
-}
+/** Who owns a session: provider, subject and client (computed once per shared identity). */
+export const ownerKeyOf = perIdentity((identity: Identity) => JSON.stringify([identity.via, identity.subject, identity.clientId ?? '']));
 
 export function requestKey(id: string | number): string {
   return typeof id === 'number' ? `n:${id}` : `s:${id}`;

@@ -2,7 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { destination as pinoDestination } from 'pino';
 import type { AuditConfig } from '../config/types.js';
-import type { Identity } from '../auth/types.js';
+import { perIdentity, type Identity } from '../auth/types.js';
 import { UserError } from '../errors.js';
 import { batchedLines, createLogger, type Logger } from '../log.js';
 
@@ -29,21 +29,14 @@ export interface AuditLog {
 
 type SonicBoom = ReturnType<typeof pinoDestination>;
 
-const authAllowedEvents = new WeakMap<Identity, Record<string, unknown>>();
-
 /**
- * The fields of an `auth` allow event. For a frozen identity (one per credential) the same frozen
+ * The fields of an `auth` allow event. For a shared identity (one per credential) the same frozen
  * object every time, so the logger serializes it once.
  */
-export function authAllowedEvent(identity: Identity): Record<string, unknown> {
-  let event = authAllowedEvents.get(identity);
-  if (!event) {
-    event = { event: 'auth', decision: 'allow', provider: identity.via, subject: identity.subject, clientId: identity.clientId };
-    if (!Object.isFrozen(identity)) return event;
-    authAllowedEvents.set(identity, Object.freeze(event));
-  }
-  return event;
-}
+export const authAllowedEvent = perIdentity((identity: Identity, shared): Record<string, unknown> => {
+  const event = { event: 'auth', decision: 'allow', provider: identity.via, subject: identity.subject, clientId: identity.clientId };
+  return shared ? Object.freeze(event) : event;
+});
 
 export async function openAuditLog(config: AuditConfig, logger: Logger): Promise<AuditLog> {
   const opened = await openDestination(config, logger);
