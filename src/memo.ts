@@ -1,7 +1,7 @@
 /**
  * A pure function of a string, remembered: for values that repeat and hold nothing secret (JOSE
- * headers, peer addresses, log messages). The map is emptied when it reaches `limit`, so it stays bounded
- * whatever callers send.
+ * headers, peer addresses, log messages). The map is emptied when it reaches `limit`, so it stays
+ * bounded whatever callers send.
  */
 export function boundedMemo<T>(compute: (key: string) => T, limit: number): (key: string) => T {
   const entries = new Map<string, T>();

@@ -195,7 +195,6 @@ export class FileStore implements StateStore {
     return new FileStore(absolute, tables, options, { snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text), journalBytes: journal?.length ?? 0 });
   }
 
-  /** How many flushes have completed successfully (tests assert group commit with it). */
   /**
    * Resolves once no flush is running: every acknowledged change is then in the snapshot or the
    * journal, and no compaction is halfway (a reader opening the files now sees a complete pair).
@@ -204,6 +203,7 @@ export class FileStore implements StateStore {
     while (this.running) await this.running;
   }
 
+  /** How many flushes have completed successfully (tests assert group commit with it). */
   get flushCount(): number {
     return this.flushes;
   }
