@@ -184,15 +184,25 @@ export class FileStore implements StateStore {
     return store;
   }
 
+  /**
+   * A running writer may compact between our two reads: it renames a new snapshot into place and
+   * then empties the journal, so the old snapshot with the emptied journal would miss its latest
+   * changes. A journal read after such a rename is detected by the snapshot's inode having changed
+   * since it was read, and both are read again. (A new snapshot with the old journal is consistent:
+   * the journal holds nothing the snapshot lacks.)
+   */
   private static async openReadOnly(absolute: string, options: FileStoreOptions): Promise<FileStore> {
     const logger = options.logger ?? silentLogger;
     const journalPath = absolute + JOURNAL_SUFFIX;
-    const tables = new StoreTables();
-    const text = await readState(absolute);
-    if (text !== undefined) loadState(absolute, text, tables);
-    const journal = await readJournal(journalPath);
-    if (journal && journal.length > 0) replayJournal(journalPath, journal, tables, logger);
-    return new FileStore(absolute, tables, options, { snapshotBytes: text === undefined ? undefined : Buffer.byteLength(text), journalBytes: journal?.length ?? 0 });
+    for (let attempt = 1; ; attempt++) {
+      const snapshot = await readStateWithInode(absolute);
+      const journal = await readJournal(journalPath);
+      if (attempt < READ_ONLY_ATTEMPTS && (await inodeOf(absolute)) !== snapshot.inode) continue;
+      const tables = new StoreTables();
+      if (snapshot.text !== undefined) loadState(absolute, snapshot.text, tables);
+      if (journal && journal.length > 0) replayJournal(journalPath, journal, tables, logger);
+      return new FileStore(absolute, tables, options, { snapshotBytes: snapshot.text === undefined ? undefined : Buffer.byteLength(snapshot.text), journalBytes: journal?.length ?? 0 });
+    }
   }
 
   /**
@@ -536,6 +546,36 @@ function corrupt(filePath: string, problem: string): UserError {
     `${filePath}: the state store file ${problem}. The file was left untouched: fix it, or move it and its journal ` +
     `(${filePath}${JOURNAL_SUFFIX}) away to start with an empty store (registrations and sessions in them would be lost).`,
   );
+}
+
+/** Reads of a read-only open raced by compactions before it settles for the last pair it read. */
+const READ_ONLY_ATTEMPTS = 20;
+
+/** The snapshot's text and the inode it was read from (undefined for both when there is none). */
+async function readStateWithInode(filePath: string): Promise<{ text: string | undefined; inode: number | undefined }> {
+  let handle: FileHandle;
+  try {
+    handle = await openFile(filePath, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { text: undefined, inode: undefined };
+    throw corrupt(filePath, `cannot be read (${describe(error)})`);
+  }
+  try {
+    const { ino } = await handle.stat();
+    return { text: await handle.readFile('utf8'), inode: ino };
+  } catch (error) {
+    throw corrupt(filePath, `cannot be read (${describe(error)})`);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+async function inodeOf(filePath: string): Promise<number | undefined> {
+  try {
+    return (await stat(filePath)).ino;
+  } catch {
+    return undefined;
+  }
 }
 
 async function readState(filePath: string): Promise<string | undefined> {

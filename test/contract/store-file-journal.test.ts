@@ -395,3 +395,32 @@ t.test('read-only open: the journal is replayed in memory, nothing is written, c
   await reopened.close();
   await writer.close();
 });
+
+t.test('read-only open during a compaction: the old snapshot is never paired with the emptied journal', async (t) => {
+  const file = path.join(t.testdir({}), 'auth_server.json');
+  const writer = await FileStore.open(file);
+  await mutate(writer);
+  const expected = await everything(writer);
+  t.ok((await journalLines(file)).length > 0, 'the running writer has a journal');
+
+  // The writer compacts (close: new snapshot renamed into place, then the journal emptied) right
+  // after the reader has read the snapshot and before it reads the journal.
+  let compactedBetweenReads = false;
+  const { FileStore: Raced } = await t.mockImport<typeof import('../../src/store/file.js')>('../../src/store/file.js', {
+    'node:fs/promises': {
+      ...fsPromises,
+      readFile: (async (...args: Parameters<typeof fsPromises.readFile>) => {
+        if (args[0] === file + '.journal' && !compactedBetweenReads) {
+          compactedBetweenReads = true;
+          await writer.close();
+        }
+        return fsPromises.readFile(...args);
+      }) as typeof fsPromises.readFile,
+    },
+  });
+  const reader = await Raced.open(file, { readOnly: true });
+  t.ok(compactedBetweenReads, 'the compaction came between the two reads');
+  t.same(await journalLines(file), [], 'the compaction emptied the journal');
+  t.same(await everything(reader), expected, 'the reader sees every acknowledged change');
+  await reader.close();
+});
