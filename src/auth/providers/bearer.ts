@@ -55,7 +55,8 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
   };
 }
 
-const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]+$/;
+/** Three base64url segments, the last one possibly empty: one scan of the token. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /**
  * True for a compact JWS/JWT: three base64url segments (the signature may be empty, as in an
@@ -63,14 +64,7 @@ const BASE64URL_SEGMENT = /^[A-Za-z0-9_-]+$/;
  * to a JSON object with a string `alg`. Only the shape is checked; nothing is verified here.
  */
 export function looksLikeJwt(token: string): boolean {
-  const first = token.indexOf('.');
-  const second = first < 0 ? -1 : token.indexOf('.', first + 1);
-  if (second < 0 || token.indexOf('.', second + 1) >= 0) return false;
-  const header = token.slice(0, first);
-  const signature = token.slice(second + 1);
-  if (!BASE64URL_SEGMENT.test(header) || !BASE64URL_SEGMENT.test(token.slice(first + 1, second))) return false;
-  if (signature !== '' && !BASE64URL_SEGMENT.test(signature)) return false;
-  return headerHasAlg(header);
+  return COMPACT_JWS.test(token) && headerHasAlg(token.slice(0, token.indexOf('.')));
 }
 
 /** JOSE headers repeat (one or two per issuer) and hold nothing secret: each is decoded once. */
