@@ -153,7 +153,7 @@ export class FileStore implements StateStore {
       throw new UserError(`${dir}: the directory of the state store file ${absolute} is not writable (${describe(error)})`);
     }
     const tables = new StoreTables();
-    const text = await readState(absolute);
+    const { text } = await readState(absolute);
     let wideMode = false;
     if (text !== undefined) {
       loadState(absolute, text, tables);
@@ -195,7 +195,7 @@ export class FileStore implements StateStore {
     const logger = options.logger ?? silentLogger;
     const journalPath = absolute + JOURNAL_SUFFIX;
     for (let attempt = 1; ; attempt++) {
-      const snapshot = await readStateWithInode(absolute);
+      const snapshot = await readState(absolute);
       const journal = await readJournal(journalPath);
       if (attempt < READ_ONLY_ATTEMPTS && (await inodeOf(absolute)) !== snapshot.inode) continue;
       const tables = new StoreTables();
@@ -552,7 +552,7 @@ function corrupt(filePath: string, problem: string): UserError {
 const READ_ONLY_ATTEMPTS = 20;
 
 /** The snapshot's text and the inode it was read from (undefined for both when there is none). */
-async function readStateWithInode(filePath: string): Promise<{ text: string | undefined; inode: number | undefined }> {
+async function readState(filePath: string): Promise<{ text: string | undefined; inode: number | undefined }> {
   let handle: FileHandle;
   try {
     handle = await openFile(filePath, 'r');
@@ -575,15 +575,6 @@ async function inodeOf(filePath: string): Promise<number | undefined> {
     return (await stat(filePath)).ino;
   } catch {
     return undefined;
-  }
-}
-
-async function readState(filePath: string): Promise<string | undefined> {
-  try {
-    return await readFile(filePath, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw corrupt(filePath, `cannot be read (${describe(error)})`);
   }
 }
 
