@@ -278,7 +278,9 @@ class Connection {
   start(request: PostRequest, handler: ExchangeHandler, host: string): void {
     const reader = new ResponseReader(handler);
     this.exchange = { handler, reader };
-    this.socket.setTimeout(request.idleTimeoutMs);
+    // Re-arming a socket timeout allocates a timer: done only when the value changes (Node
+    // restarts it on every read and write). An idle connection is closed by the pool's sweep.
+    if (this.socket.timeout !== request.idleTimeoutMs) this.socket.setTimeout(request.idleTimeoutMs);
     this.socket.write(`POST ${request.path} HTTP/1.1\r\nhost: ${host}\r\n${request.headerLines}content-length: ${Buffer.byteLength(request.body)}\r\n\r\n${request.body}`);
   }
 
@@ -333,6 +335,8 @@ export class Http1Pool {
   private readonly connectOptions: { host: string; port: number; servername?: string };
   private readonly secure: boolean;
   private closed = false;
+  /** Closes idle connections at the end of their keep-alive window; armed while some are idle. */
+  private sweepTimer?: NodeJS.Timeout;
 
   constructor(origin: string, private readonly maxConnections = 256) {
     const url = new URL(origin);
@@ -380,6 +384,7 @@ export class Http1Pool {
   /** Stops taking requests; waits up to `graceMs` for exchanges in flight, then closes everything. */
   async close(graceMs: number): Promise<void> {
     this.closed = true;
+    clearTimeout(this.sweepTimer);
     for (const waiting of this.queue.splice(0)) waiting.handler.onError(new Http1Error('the gateway is shutting down'));
     for (const connection of this.idle.splice(0)) connection.socket.destroy();
     const deadline = Date.now() + graceMs;
@@ -399,8 +404,27 @@ export class Http1Pool {
       return;
     }
     connection.idleSince = Date.now();
-    connection.socket.setTimeout(connection.keepAliveMs);
     this.idle.push(connection);
+    this.sweepTimer ??= setTimeout(() => this.sweepIdle(), connection.keepAliveMs).unref();
+  }
+
+  /** Closes the idle connections whose keep-alive window is over; comes back for the others. */
+  private sweepIdle(): void {
+    this.sweepTimer = undefined;
+    const now = Date.now();
+    let nextExpiry = Infinity;
+    const kept: Connection[] = [];
+    for (const connection of this.idle) {
+      const expiresAt = connection.idleSince + connection.keepAliveMs;
+      if (expiresAt <= now || connection.socket.destroyed) {
+        connection.socket.destroy();
+      } else {
+        kept.push(connection);
+        nextExpiry = Math.min(nextExpiry, expiresAt);
+      }
+    }
+    this.idle.splice(0, this.idle.length, ...kept);
+    if (nextExpiry !== Infinity) this.sweepTimer = setTimeout(() => this.sweepIdle(), nextExpiry - now).unref();
   }
 
   forget(connection: Connection): void {
