@@ -28,7 +28,9 @@ export type WireSender = (message: WireMessage, ticket: SendTicket) => Promise<v
 interface Pending {
   resolve(result: Record<string, unknown>): void;
   reject(error: unknown): void;
-  timer: NodeJS.Timeout;
+  /** `performance.now()` after which the request times out. */
+  deadline: number;
+  timeoutMs: number;
   stopListening?: () => void;
   ticket: SendTicket;
 }
@@ -48,6 +50,13 @@ export class RequestChannel {
   private readonly pending = new Map<string, Pending>();
   private nextId = 0;
   private closedWith?: unknown;
+  /**
+   * One timer for every request in flight, armed for the earliest deadline and left to run when a
+   * request ends while others are in flight (a timer per request cost an allocation and two
+   * timer-list updates per call).
+   */
+  private timer?: NodeJS.Timeout;
+  private timerDeadline = Infinity;
 
   constructor(
     private readonly send: WireSender,
@@ -86,8 +95,10 @@ export class RequestChannel {
         resolve,
         reject,
         ticket: { abandoned: false },
-        timer: setTimeout(() => this.giveUp(id, new McpError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: options.timeoutMs }), 'timeout'), options.timeoutMs),
+        deadline: performance.now() + options.timeoutMs,
+        timeoutMs: options.timeoutMs,
       };
+      if (pending.deadline < this.timerDeadline) this.armTimer(pending.deadline);
       if (cancellation) {
         pending.stopListening = cancellation.onAbort((reason) => this.giveUp(id, reason, String(reason instanceof Error ? reason.message : reason ?? 'cancelled')));
       }
@@ -105,6 +116,7 @@ export class RequestChannel {
   /** Fails every request in flight (the connection is gone) and any later one. */
   close(error: unknown = new McpError(ErrorCode.ConnectionClosed, 'Connection closed')): void {
     this.closedWith = error;
+    this.disarmTimer();
     for (const [id, pending] of this.pending) {
       this.finish(id, pending);
       abandon(pending.ticket);
@@ -118,8 +130,34 @@ export class RequestChannel {
 
   private finish(id: string, pending: Pending): void {
     this.pending.delete(id);
-    clearTimeout(pending.timer);
     pending.stopListening?.();
+    if (this.pending.size === 0) this.disarmTimer();
+  }
+
+  private armTimer(deadline: number): void {
+    clearTimeout(this.timer);
+    this.timerDeadline = deadline;
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(deadline - performance.now())));
+  }
+
+  /** Nothing left in flight: nothing to wait for (and nothing keeping the process alive). */
+  private disarmTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+  }
+
+  /** Times out the requests past their deadline, then waits for the earliest of the others. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, pending] of this.pending) {
+      if (pending.deadline <= now) this.giveUp(id, new McpError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: pending.timeoutMs }), 'timeout');
+      else next = Math.min(next, pending.deadline);
+    }
+    if (next !== Infinity && next < this.timerDeadline) this.armTimer(next);
   }
 
   /** Our side stops waiting (timeout or caller cancelled): the backend is told, as the spec asks. */

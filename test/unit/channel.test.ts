@@ -44,6 +44,26 @@ t.test('a timeout rejects with RequestTimeout and tells the backend', async (t) 
   t.equal(ch.inflight, 0);
 });
 
+t.test('each request times out at its own deadline, whatever the others in flight do', async (t) => {
+  const { ch, sent, notified } = channel();
+  const started = performance.now();
+  const settledAt = (p: Promise<unknown>) => p.then(() => ({ ok: true, ms: performance.now() - started }), (e: unknown) => ({ ok: false, code: (e as McpError).code, ms: performance.now() - started }));
+  const long = settledAt(ch.request('tools/call', { name: 'long' }, { timeoutMs: 400 }));
+  const answered = settledAt(ch.request('tools/call', { name: 'answered' }, { timeoutMs: 60 }));
+  const short = settledAt(ch.request('tools/call', { name: 'short' }, { timeoutMs: 100 }));
+  setTimeout(() => ch.accept({ jsonrpc: '2.0', id: sent[1]!.id, result: {} }), 20);
+  const [l, a, s] = await Promise.all([long, answered, short]);
+  t.match(a, { ok: true }, 'answered before its deadline');
+  t.match(s, { ok: false, code: ErrorCode.RequestTimeout });
+  t.ok(s.ms >= 99 && s.ms < 390, `the 100 ms request timed out after ${s.ms.toFixed(0)} ms, not at the answered one's deadline`);
+  t.match(l, { ok: false, code: ErrorCode.RequestTimeout });
+  t.ok(l.ms >= 399, `the 400 ms request, started first, timed out after ${l.ms.toFixed(0)} ms`);
+  t.same(notified.map((n) => n.params.requestId), [sent[2]!.id, sent[0]!.id], 'the backend is told of each, in deadline order');
+  t.equal(ch.inflight, 0);
+  const quick = await ch.request('tools/call', {}, { timeoutMs: 30 }).catch((e: unknown) => e);
+  t.equal((quick as McpError).code, ErrorCode.RequestTimeout, 'a request after an idle spell still times out');
+});
+
 t.test('the caller cancelling rejects with its reason and tells the backend', async (t) => {
   const { ch, sent, notified } = channel();
   const cancellation = new Cancellation();
