@@ -337,6 +337,7 @@ export class Http1Pool {
   private closed = false;
   /** Closes idle connections at the end of their keep-alive window; armed while some are idle. */
   private sweepTimer?: NodeJS.Timeout;
+  private sweepAt = Infinity;
 
   constructor(origin: string, private readonly maxConnections = 256) {
     const url = new URL(origin);
@@ -405,12 +406,20 @@ export class Http1Pool {
     }
     connection.idleSince = Date.now();
     this.idle.push(connection);
-    this.sweepTimer ??= setTimeout(() => this.sweepIdle(), connection.keepAliveMs).unref();
+    const expiresAt = connection.idleSince + connection.keepAliveMs;
+    if (expiresAt < this.sweepAt) this.sweepLater(expiresAt);
+  }
+
+  private sweepLater(at: number): void {
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweepIdle(), Math.max(1, at - Date.now())).unref();
   }
 
   /** Closes the idle connections whose keep-alive window is over; comes back for the others. */
   private sweepIdle(): void {
     this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
     const now = Date.now();
     let nextExpiry = Infinity;
     const kept: Connection[] = [];
@@ -424,7 +433,7 @@ export class Http1Pool {
       }
     }
     this.idle.splice(0, this.idle.length, ...kept);
-    if (nextExpiry !== Infinity) this.sweepTimer = setTimeout(() => this.sweepIdle(), nextExpiry - now).unref();
+    if (nextExpiry !== Infinity) this.sweepLater(nextExpiry);
   }
 
   forget(connection: Connection): void {
