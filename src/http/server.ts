@@ -66,9 +66,9 @@ export class HttpFront {
       const route = routeOf(path);
       const seconds = secondsSince(started);
       this.metrics?.httpRequest(route, req.method ?? 'GET', res.statusCode, seconds);
-      // Probes and successful scrapes are counted, not logged.
+      // Probes and successful scrapes are counted, not logged. Durations to the microsecond.
       if (route !== '/healthz' && route !== '/readyz' && !(route === '/metrics' && res.statusCode < 400)) {
-        this.logger.info({ method: req.method, path, status: res.statusCode, durationMs: seconds * 1000, ...note }, 'request');
+        this.logger.info({ method: req.method, path, status: res.statusCode, durationMs: Math.round(seconds * 1e6) / 1e3, ...note }, 'request');
       }
       if (this.draining && this.inflight === 0) this.drained?.();
     });

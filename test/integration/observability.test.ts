@@ -239,6 +239,8 @@ t.test('metrics, audit log and request logs over real traffic', async (t) => {
   const requests = logs.filter((line) => line.msg === 'request');
   t.match(requests.find((line) => line.tool === 'structured'), { method: 'POST', path: '/mcp', status: 200, durationMs: Number, subject: ADA, clientId: adaClientId, backend: 'fx' });
   t.match(requests.find((line) => line.tool === 'echo' && line.subject === CI_SUBJECT), { backend: 'fx', status: 200 });
+  const durations = logText.split('\n').filter((line) => line.includes('"msg":"request"')).map((line) => /"durationMs":([^,}]*)/.exec(line)?.[1]);
+  t.ok(durations.length > 0 && durations.every((d) => d !== undefined && /^\d+(\.\d{1,3})?$/.test(d)), 'request durations are written to the microsecond');
   t.ok(requests.some((line) => line.path === '/oauth/authorize'), 'authorize requests are logged');
   t.notOk(requests.some((line) => String(line.path).includes('?')), 'no query string in any logged path');
   t.notOk(requests.some((line) => line.path === '/healthz' || (line.path === '/metrics' && line.status === 200)), 'probes and scrapes are not logged');
