@@ -192,19 +192,19 @@ t.test('abort closes the connection and reports the reason once', async (t) => {
 t.test('idle connections are closed by the client at the end of their keep-alive window, busy ones are not', async (t) => {
   // A hint of 2 s leaves a 1 s window (the margin keeps us clear of the server's own close).
   const answer = json('{"ok":true}', 'keep-alive: timeout=2\r\n');
-  // The slow answer's last byte comes 1.5 s after the rest.
+  // The slow answer's last byte comes 2 s after the rest.
   const server = await rawServer(t, (request) => request.includes('"slow"')
-    ? { pieces: [answer.slice(0, -1), answer.slice(-1)], delayMs: 1_500 }
+    ? { pieces: [answer.slice(0, -1), answer.slice(-1)], delayMs: 2_000 }
     : { pieces: [answer], delayMs: 0 });
   const pool = new Http1Pool(server.origin);
   const [first, second] = await Promise.all([post(pool).done, post(pool).done]);
   t.notOk(first.error ?? second.error);
   t.equal(server.sockets.size, 2, 'two connections, both kept for reuse');
   const slow = post(pool, '{"slow":true}', { idleTimeoutMs: 5_000 });
-  await new Promise((resolve) => setTimeout(resolve, 1_300));
+  await new Promise((resolve) => setTimeout(resolve, 1_400));
   t.equal(server.sockets.size, 1, 'the idle one was closed after its window; the busy one is still open');
   t.notOk((await slow.done).error, 'the exchange still in flight was not cut');
-  await new Promise((resolve) => setTimeout(resolve, 1_300));
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
   t.equal(server.sockets.size, 0, 'and it is closed in turn, once idle past its window');
   const later = await post(pool).done;
   t.notOk(later.error);
