@@ -263,7 +263,8 @@ interface Active {
 
 class Connection {
   exchange?: Active;
-  idleSince = 0;
+  /** When this connection, idle in the pool, stops being safe to reuse (its keep-alive window ends). */
+  idleUntil = 0;
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
   private lastError?: Error;
 
@@ -273,6 +274,11 @@ class Connection {
     socket.on('error', (error) => (this.lastError = error));
     socket.on('close', () => this.onClose());
     socket.on('timeout', () => this.fail(new Http1Error('the backend did not answer in time')));
+  }
+
+  /** Idle, open and still inside its keep-alive window at `now`. */
+  reusable(now: number): boolean {
+    return now < this.idleUntil && !this.socket.destroyed;
   }
 
   start(request: PostRequest, handler: ExchangeHandler, host: string): void {
@@ -404,10 +410,9 @@ export class Http1Pool {
       next.start(connection);
       return;
     }
-    connection.idleSince = Date.now();
+    connection.idleUntil = Date.now() + connection.keepAliveMs;
     this.idle.push(connection);
-    const expiresAt = connection.idleSince + connection.keepAliveMs;
-    if (expiresAt < this.sweepAt) this.sweepLater(expiresAt);
+    if (connection.idleUntil < this.sweepAt) this.sweepLater(connection.idleUntil);
   }
 
   private sweepLater(at: number): void {
@@ -424,12 +429,11 @@ export class Http1Pool {
     let nextExpiry = Infinity;
     const kept: Connection[] = [];
     for (const connection of this.idle) {
-      const expiresAt = connection.idleSince + connection.keepAliveMs;
-      if (expiresAt <= now || connection.socket.destroyed) {
-        connection.socket.destroy();
-      } else {
+      if (connection.reusable(now)) {
         kept.push(connection);
-        nextExpiry = Math.min(nextExpiry, expiresAt);
+        nextExpiry = Math.min(nextExpiry, connection.idleUntil);
+      } else {
+        connection.socket.destroy();
       }
     }
     this.idle.splice(0, this.idle.length, ...kept);
@@ -450,7 +454,7 @@ export class Http1Pool {
     for (;;) {
       const connection = this.idle.pop();
       if (!connection) return undefined;
-      if (now - connection.idleSince < connection.keepAliveMs && !connection.socket.destroyed) return connection;
+      if (connection.reusable(now)) return connection;
       connection.socket.destroy();
     }
   }
