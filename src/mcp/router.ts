@@ -1,6 +1,6 @@
 import { SerializedResult } from './serialized.js';
 import { McpError, ErrorCode, type Progress, type LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
-import { isSharedIdentity, perIdentity, type Identity } from '../auth/types.js';
+import { perIdentity, type Identity } from '../auth/types.js';
 import type { AccessPolicy, AclDecision, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Cancellation } from '../backends/cancellation.js';
@@ -329,7 +329,7 @@ export class Router {
 }
 
 /** The `acl` events of a shared identity's tool calls, by catalogue entry (cleared when full). */
-const aclToolEventsOf = perIdentity((_identity: Identity) => new Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>());
+const aclToolEventsOf = perIdentity((_identity: Identity, shared) => (shared ? new Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>() : undefined));
 const ACL_EVENTS_PER_IDENTITY = 4096;
 
 /**
@@ -338,8 +338,8 @@ const ACL_EVENTS_PER_IDENTITY = 4096;
  */
 function aclToolEvent(identity: Identity, entry: CatalogueEntry<unknown>, name: string, decision: AclDecision): Record<string, unknown> {
   const build = () => ({ event: 'acl', kind: 'tool', name, backend: entry.backend.name, tool: entry.local, subject: identity.subject, clientId: identity.clientId, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule });
-  if (!isSharedIdentity(identity)) return build();
   const events = aclToolEventsOf(identity);
+  if (!events) return build();
   const known = events.get(entry);
   if (known && known.decision === decision) return known.fields;
   const fields = Object.freeze(build());
