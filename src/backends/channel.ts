@@ -116,7 +116,6 @@ export class RequestChannel {
   /** Fails every request in flight (the connection is gone) and any later one. */
   close(error: unknown = new McpError(ErrorCode.ConnectionClosed, 'Connection closed')): void {
     this.closedWith = error;
-    this.disarmTimer();
     for (const [id, pending] of this.pending) {
       this.finish(id, pending);
       abandon(pending.ticket);
