@@ -77,13 +77,30 @@ const DEFAULT_KEEP_ALIVE_MS = 4_000;
 const KEEP_ALIVE_MARGIN_MS = 1_000;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FORBIDDEN_VALUE = /[\r\n\0]/;
+/** The field lines after the status line, each `\r\nname:value` (RFC 9112 §5). */
+const FIELD_LINES = /^(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
 const DIGITS = /^\d{1,15}$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?$/;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 
+/** HTTP's optional whitespace: space and horizontal tab. */
+function isOptionalWhitespace(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
+/** Field names are mostly lower-case already (HTTP/2-style servers, the SDK's own headers). */
+function lowerCase(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 65 && code <= 90) return name.toLowerCase();
+  }
+  return name;
+}
+
 function hasToken(list: string, token: string): boolean {
-  return list === token || list.split(',').some((item) => item.trim() === token);
+  if (list === token) return true;
+  return list.includes(token) && list.split(',').some((item) => item.trim() === token);
 }
 
 /** Formats request headers, refusing names and values that could split or smuggle a request. */
@@ -95,6 +112,18 @@ export function headerLines(headers: Record<string, string>): string {
     lines += `${name}: ${value}\r\n`;
   }
   return lines;
+}
+
+/** A server sends the same `Keep-Alive` value on every response: the last one is read once. */
+let lastHint: { text: string; ms: number | undefined } = { text: '', ms: undefined };
+
+/** The `timeout=N` parameter of a `Keep-Alive` header, in ms. */
+function keepAliveTimeoutMs(hint: string): number | undefined {
+  if (hint !== lastHint.text) {
+    const timeout = /(?:^|[,;]\s*)timeout=(\d+)/i.exec(hint);
+    lastHint = { text: hint, ms: timeout ? Number(timeout[1]) * 1000 : undefined };
+  }
+  return lastHint.ms;
 }
 
 type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done' | 'stopped';
@@ -186,16 +215,20 @@ export class ResponseReader {
     const status = STATUS_LINE.exec(text.slice(0, end));
     if (!status) throw new Http1Error('malformed status line');
     const code = Number(status[2]);
+    // One scan checks every field line's shape (a token, a colon, no bare CR or LF); each field is
+    // then cut out with two searches instead of a regex and a trim per line.
+    if (!FIELD_LINES.test(end === text.length ? '' : text.slice(end))) throw new Http1Error('malformed header line');
     const headers = new ResponseHeaders();
     while (end < text.length) {
       const start = end + 2;
       end = text.indexOf('\r\n', start);
       if (end < 0) end = text.length;
       const colon = text.indexOf(':', start);
-      if (colon <= start || colon >= end) throw new Http1Error('malformed header line');
-      const name = text.slice(start, colon);
-      if (!TOKEN.test(name)) throw new Http1Error('malformed header name');
-      headers.add(name.toLowerCase(), text.slice(colon + 1, end).trim());
+      let from = colon + 1;
+      let to = end;
+      while (from < to && isOptionalWhitespace(text.charCodeAt(from))) from++;
+      while (to > from && isOptionalWhitespace(text.charCodeAt(to - 1))) to--;
+      headers.add(lowerCase(text.slice(start, colon)), text.slice(from, to));
     }
     if (code < 200) {
       // Interim responses (100 Continue, 103 Early Hints) precede the real one; upgrades are refused.
@@ -206,10 +239,7 @@ export class ResponseReader {
     if (status[1] === '0') this.keepAlive = connection !== undefined && hasToken(connection, 'keep-alive');
     else if (connection !== undefined && hasToken(connection, 'close')) this.keepAlive = false;
     const hint = headers.get('keep-alive');
-    if (hint !== undefined) {
-      const timeout = /(?:^|[,;]\s*)timeout=(\d+)/i.exec(hint);
-      if (timeout) this.keepAliveHintMs = Number(timeout[1]) * 1000;
-    }
+    if (hint !== undefined) this.keepAliveHintMs = keepAliveTimeoutMs(hint);
     this.handler.onHead(code, headers);
     this.framing(code, headers);
   }

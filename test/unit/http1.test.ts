@@ -83,7 +83,7 @@ const json = (text: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-type: app
 
 t.test('a Content-Length answer split into single bytes arrives whole, and the connection is reused', async (t) => {
   const body = '{"jsonrpc":"2.0","id":1,"result":{"text":"héllo"}}';
-  const server = await rawServer(t, () => ({ pieces: [...Buffer.from(json(body, 'Mcp-Session-Id: abc\r\nX-Twice: a\r\nx-twice: b\r\n'))].map((b) => Buffer.from([b])), delayMs: 0 }));
+  const server = await rawServer(t, () => ({ pieces: [...Buffer.from(json(body, 'Mcp-Session-Id: abc\r\nX-Twice: a\r\nx-twice: b\r\nx-padded: \t one \t two \t\r\nx-empty:\r\n'))].map((b) => Buffer.from([b])), delayMs: 0 }));
   const pool = new Http1Pool(server.origin);
   const first = await post(pool).done;
   t.notOk(first.error);
@@ -91,6 +91,8 @@ t.test('a Content-Length answer split into single bytes arrives whole, and the c
   t.equal(first.body, body);
   t.equal(first.headers!.get('mcp-session-id'), 'abc', 'names are lower-cased');
   t.equal(first.headers!.get('x-twice'), 'a, b', 'repeated headers are joined');
+  t.equal(first.headers!.get('x-padded'), 'one \t two', 'spaces and tabs around a value are dropped, not inside it');
+  t.equal(first.headers!.get('x-empty'), '', 'an empty value');
   const second = await post(pool, '{"jsonrpc":"2.0","id":2,"method":"ping"}').done;
   t.equal(second.body, body);
   t.equal(server.connections(), 1, 'one keep-alive connection for both');
@@ -151,6 +153,10 @@ t.test('framing errors fail the exchange and close its connection', async (t) =>
     ['bare LF in a chunk line', ['HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\nhi\r\n0\r\n\r\n'], /bare LF/],
     ['malformed chunk size', ['HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'], /chunk size/],
     ['obsolete line folding', ['HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\ncontent-length: 0\r\n\r\n'], /header/],
+    ['whitespace before the colon', ['HTTP/1.1 200 OK\r\ncontent-length : 0\r\n\r\n'], /header line/],
+    ['a field without a colon', ['HTTP/1.1 200 OK\r\ncontent-length 0\r\n\r\n'], /header line/],
+    ['an empty field name', ['HTTP/1.1 200 OK\r\n: 1\r\ncontent-length: 0\r\n\r\n'], /header line/],
+    ['a bare CR in a field value', ['HTTP/1.1 200 OK\r\nx-a: 1\rcontent-length: 5\r\ncontent-length: 0\r\n\r\n'], /header line/],
     ['bytes after the response', [json('{}') + 'HTTP/1.1 200 OK\r\n'], /after the response/],
     ['a protocol upgrade', ['HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n'], /upgrade/],
     ['the connection closes mid-body', ['HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial":'], /closed the connection/],
