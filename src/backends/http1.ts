@@ -46,6 +46,7 @@ export class ResponseHeaders {
 export interface ExchangeHandler {
   /** Status and header fields. */
   onHead(status: number, headers: ResponseHeaders): void;
+  /** A piece of the body; the handler may keep it (it is never reused). */
   onData(chunk: Buffer): void;
   onEnd(): void;
   /** The exchange failed (the connection is closed); called at most once, and never after onEnd. */
@@ -298,9 +299,9 @@ class Connection {
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
   private lastError?: Error;
 
+  /** The pool hands the socket's reads to `onData`. */
   constructor(private readonly pool: Http1Pool, readonly socket: net.Socket) {
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => (this.lastError = error));
     socket.on('close', () => this.onClose());
     socket.on('timeout', () => this.fail(new Http1Error('the backend did not answer in time')));
@@ -328,7 +329,7 @@ class Connection {
     active?.handler.onError(error);
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     const active = this.exchange;
     if (!active) {
       this.socket.destroy(); // bytes nobody asked for
@@ -490,9 +491,29 @@ export class Http1Pool {
   }
 
   private connect(): Connection {
-    const socket = this.secure ? tls.connect({ ...this.connectOptions, ALPNProtocols: ['http/1.1'] }) : net.connect(this.connectOptions);
-    const connection = new Connection(this, socket);
+    let connection: Connection;
+    if (this.secure) {
+      connection = new Connection(this, tls.connect({ ...this.connectOptions, ALPNProtocols: ['http/1.1'] }));
+      connection.socket.on('data', (chunk: Buffer) => connection.onData(chunk));
+    } else {
+      // Plain TCP reads go straight to the connection (`onread`), without a readable stream's push
+      // and 'data' event per read; each read is copied out of the shared buffer first.
+      const socket = net.connect({
+        ...this.connectOptions,
+        onread: {
+          buffer: sharedReadBuffer,
+          callback: (length: number, buffer: Uint8Array) => {
+            connection.onData(Buffer.from(buffer.subarray(0, length)));
+            return true;
+          },
+        },
+      });
+      connection = new Connection(this, socket);
+    }
     this.connections.add(connection);
     return connection;
   }
 }
+
+/** Where plain TCP connections read: each read is handled (copied) before the next one. */
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);

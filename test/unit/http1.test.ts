@@ -64,7 +64,7 @@ function post(pool: Http1Pool, body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
       outcome.status = status;
       outcome.headers = headers;
     },
-    onData: (chunk) => void chunks.push(Buffer.from(chunk)),
+    onData: (chunk) => void chunks.push(chunk), // kept as is, as the poster does: handed-over chunks are the handler's
     onEnd() {
       outcome.body = Buffer.concat(chunks).toString('utf8');
       settle(outcome);
@@ -97,6 +97,25 @@ t.test('a Content-Length answer split into single bytes arrives whole, and the c
   t.equal(second.body, body);
   t.equal(server.connections(), 1, 'one keep-alive connection for both');
   t.match(server.requests[0]!, /^POST \/mcp HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\ncontent-type: application\/json\r\ncontent-length: 40\r\n\r\n\{"jsonrpc"/);
+  await pool.close(100);
+});
+
+t.test('large answers on several connections at once arrive intact (reads share one buffer)', async (t) => {
+  // Each answer is several reads long and differs from the others, so a chunk kept without being
+  // copied out of the shared read buffer would show up as another answer's bytes.
+  const answers = ['a', 'b', 'c', 'd'].map((letter, i) => `{"jsonrpc":"2.0","id":${i},"result":{"text":"${letter.repeat(300_000 + i)}"}}`);
+  const server = await rawServer(t, (request) => {
+    const id = Number(/"id":(\d+)/.exec(request)![1]);
+    const whole = Buffer.from(json(answers[id]!));
+    return { pieces: [whole.subarray(0, 100_000), whole.subarray(100_000)], delayMs: 5 };
+  });
+  const pool = new Http1Pool(server.origin);
+  const outcomes = await Promise.all(answers.map((_answer, id) => post(pool, `{"jsonrpc":"2.0","id":${id},"method":"ping"}`).done));
+  t.equal(server.connections(), 4, 'one connection per exchange in flight');
+  for (const [id, outcome] of outcomes.entries()) {
+    t.notOk(outcome.error, `answer ${id}: no error`);
+    t.ok(outcome.body === answers[id], `answer ${id} arrived byte for byte (${outcome.body.length} of ${answers[id]!.length} characters)`);
+  }
   await pool.close(100);
 });
 
