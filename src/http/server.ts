@@ -3,7 +3,7 @@ import type { AuthRequest, Identity } from '../auth/types.js';
 import type { Logger } from '../log.js';
 import { routeOf, secondsSince, type HttpMetrics } from '../observability/metrics.js';
 import { normalizePeerAddress } from './peer.js';
-import { sendBody } from './respond.js';
+import { sendBody, writeLoneChunksPlainly } from './respond.js';
 import type { OriginVerdict } from './origin.js';
 
 export interface AuthFailure {
@@ -53,6 +53,7 @@ export class HttpFront {
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, (req, res) => {
       void this.handle(req, res);
     });
+    this.server.on('connection', writeLoneChunksPlainly);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
