@@ -63,7 +63,9 @@ export type AuthOutcome =
     };
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. Node has already trimmed the header value.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+// The first alternative is a compact JWS (three base64url segments, a subset of b64token): one
+// scan of a ~1 KB access token tells both, so providers need not scan it again.
+const BEARER = /^Bearer +(?:([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)|([A-Za-z0-9\-._~+/]+=*))$/i;
 const SCHEME = /^[A-Za-z][A-Za-z0-9!#$%&'*+\-.^_`|~]*(?: |$)/;
 
 /**
@@ -71,13 +73,13 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9!#$%&'*+\-.^_`|~]*(?: |$)/;
  * `b64token` syntax). A present `Authorization` header that is anything else (another scheme,
  * an empty token, two tokens, repeated headers) is `malformed`. Never looks at the query string.
  */
-export function extractBearer(headers: IncomingHttpHeaders): { token?: string; malformed: boolean } {
+export function extractBearer(headers: IncomingHttpHeaders): { token?: string; compactJws?: boolean; malformed: boolean } {
   const value: unknown = headers.authorization;
   if (value === undefined) return { malformed: false };
   if (typeof value !== 'string') return { malformed: true };
   const match = BEARER.exec(value);
   if (!match) return { malformed: true };
-  return { token: match[1], malformed: false };
+  return match[1] !== undefined ? { token: match[1], compactJws: true, malformed: false } : { token: match[2], compactJws: false, malformed: false };
 }
 
 /**
@@ -124,8 +126,8 @@ export class ProviderChain {
   }
 
   async authenticate(request: AuthRequest): Promise<AuthOutcome> {
-    const { token, malformed } = extractBearer(request.headers);
-    const scoped: AuthRequest = { headers: request.headers, peerAddress: request.peerAddress, bearer: token };
+    const { token, compactJws, malformed } = extractBearer(request.headers);
+    const scoped: AuthRequest = { headers: request.headers, peerAddress: request.peerAddress, bearer: token, bearerIsCompactJws: compactJws };
 
     for (const provider of this.#providers) {
       let recognised: boolean;

@@ -49,6 +49,8 @@ export interface AuthRequest {
   /** Normalised TCP peer address (IPv4-mapped IPv6 already unwrapped). */
   peerAddress: string;
   bearer?: string;
+  /** Whether `bearer` has the compact JWS shape (three base64url segments), as the chain read it. */
+  bearerIsCompactJws?: boolean;
 }
 
 /**

@@ -251,10 +251,17 @@ t.test('the bearer passed in by the caller is replaced by the header value', asy
 });
 
 t.test('extractBearer', async (t) => {
-  const table: [IncomingHttpHeaders, { token?: string; malformed: boolean }][] = [
+  const table: [IncomingHttpHeaders, { token?: string; compactJws?: boolean; malformed: boolean }][] = [
     [{}, { malformed: false }],
-    [{ authorization: 'Bearer abc.def-ghi_~+/=' }, { token: 'abc.def-ghi_~+/=', malformed: false }],
-    [{ authorization: 'bearer  abc' }, { token: 'abc', malformed: false }],
+    [{ authorization: 'Bearer abc.def-ghi_~+/=' }, { token: 'abc.def-ghi_~+/=', compactJws: false, malformed: false }],
+    [{ authorization: 'bearer  abc' }, { token: 'abc', compactJws: false, malformed: false }],
+    [{ authorization: 'Bearer aBc.d-E_f.' }, { token: 'aBc.d-E_f.', compactJws: true, malformed: false }],
+    [{ authorization: 'BEARER eyJh.eyJz.c2ln' }, { token: 'eyJh.eyJz.c2ln', compactJws: true, malformed: false }],
+    [{ authorization: 'Bearer a.b.c.d' }, { token: 'a.b.c.d', compactJws: false, malformed: false }],
+    [{ authorization: 'Bearer a.b' }, { token: 'a.b', compactJws: false, malformed: false }],
+    [{ authorization: 'Bearer a.b.c=' }, { token: 'a.b.c=', compactJws: false, malformed: false }],
+    [{ authorization: 'Bearer .b.c' }, { token: '.b.c', compactJws: false, malformed: false }],
+    [{ authorization: 'Bearer a.b+c.d' }, { token: 'a.b+c.d', compactJws: false, malformed: false }],
     [{ authorization: 'Bearer' }, { malformed: true }],
     [{ authorization: 'Bearer ' }, { malformed: true }],
     [{ authorization: 'Bearer a b' }, { malformed: true }],

@@ -44,7 +44,7 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
     recognizes(request: AuthRequest): boolean {
       const token = request.bearer;
       if (!token) return false;
-      if (!looksLikeJwt(token)) return true;
+      if (!looksLikeJwt(token, request.bearerIsCompactJws)) return true;
       return someConfiguredTokenIsJwtShaped && lookup(token) !== undefined;
     },
     authenticate(request: AuthRequest): Identity {
@@ -62,9 +62,10 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
  * True for a compact JWS/JWT: three base64url segments (the signature may be empty, as in an
  * unsecured `alg: none` token, which a JWT provider will then refuse) whose first segment decodes
  * to a JSON object with a string `alg`. Only the shape is checked; nothing is verified here.
+ * `compactJws` is the shape when the caller has already read it (the chain does, from the header).
  */
-export function looksLikeJwt(token: string): boolean {
-  return COMPACT_JWS.test(token) && headerHasAlg(token.slice(0, token.indexOf('.')));
+export function looksLikeJwt(token: string, compactJws = COMPACT_JWS.test(token)): boolean {
+  return compactJws && headerHasAlg(token.slice(0, token.indexOf('.')));
 }
 
 /** JOSE headers repeat (one or two per issuer) and hold nothing secret: each is decoded once. */
