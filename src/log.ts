@@ -73,6 +73,31 @@ function jsonMembers(fields: Record<string, unknown>): string | undefined {
   return json.length > 2 ? `,${json.slice(1, -1)}` : '';
 }
 
+/** `jsonMembers`, remembered for a frozen fields object. */
+function membersOf(fields: Readonly<Record<string, unknown>>): string | undefined {
+  const frozen = Object.isFrozen(fields);
+  let members = frozen ? frozenFieldsJson.get(fields) : undefined;
+  if (members === undefined) {
+    members = jsonMembers(fields as Record<string, unknown>);
+    if (frozen && members !== undefined) frozenFieldsJson.set(fields, members);
+  }
+  return members;
+}
+
+/**
+ * A line's fields as a part that repeats from line to line (the `tool_call` event of one identity,
+ * tool and ACL decision, say) and the few that change (outcome, duration). A frozen `repeated` is
+ * serialized once, like any frozen fields object; the line is the same as for the two merged, which
+ * is also what `toJSON` gives anything else that serializes it.
+ */
+export class RepeatedFields {
+  constructor(readonly repeated: Readonly<Record<string, unknown>>, readonly changing: Record<string, unknown>) {}
+
+  toJSON(): Record<string, unknown> {
+    return { ...this.repeated, ...this.changing };
+  }
+}
+
 /**
  * pino's `logMethod` hook: a `(fields, message)` call is written here with one native
  * JSON.stringify of the scrubbed fields, in the line pino would write (level, time, the child's
@@ -80,16 +105,19 @@ function jsonMembers(fields: Record<string, unknown>): string | undefined {
  * loads and string concatenation, which made a request's four lines a fifth of the gateway's CPU.
  * Everything else goes to pino as is: printf-style arguments, an `err` object (pino's error
  * serializer), and values JSON.stringify refuses (a cycle, a BigInt). Frozen fields objects are
- * serialized once (`frozenFieldsJson`).
+ * serialized once (`frozenFieldsJson`), and so is the repeated part of `RepeatedFields`.
  */
 function writePlainLine(this: Logger, args: unknown[], method: (...args: unknown[]) => void, level: number): void {
   const [fields, message] = args;
-  if (args.length === 2 && typeof message === 'string' && fields !== null && typeof fields === 'object' && Object.getPrototypeOf(fields) === Object.prototype) {
-    const frozen = Object.isFrozen(fields);
-    let members = frozen ? frozenFieldsJson.get(fields) : undefined;
-    if (members === undefined) {
-      members = jsonMembers(fields as Record<string, unknown>);
-      if (frozen && members !== undefined) frozenFieldsJson.set(fields, members);
+  if (args.length === 2 && typeof message === 'string' && fields !== null && typeof fields === 'object') {
+    let members: string | undefined;
+    if (fields instanceof RepeatedFields) {
+      const repeated = membersOf(fields.repeated);
+      const changing = repeated === undefined ? undefined : jsonMembers(fields.changing);
+      if (changing !== undefined) members = repeated + changing;
+      else args = [fields.toJSON(), message];
+    } else if (Object.getPrototypeOf(fields) === Object.prototype) {
+      members = membersOf(fields as Record<string, unknown>);
     }
     if (members !== undefined) {
       const self = this as unknown as PinoInternals;

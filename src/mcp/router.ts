@@ -4,7 +4,7 @@ import { perIdentity, type Identity } from '../auth/types.js';
 import type { AccessPolicy, AclDecision, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Cancellation } from '../backends/cancellation.js';
-import type { Logger } from '../log.js';
+import { RepeatedFields, type Logger } from '../log.js';
 import type { RouterMetrics, ToolCallOutcome } from '../observability/metrics.js';
 import type { Catalogue, CatalogueEntry } from './catalogue.js';
 import type { FrontSession } from './session.js';
@@ -223,9 +223,10 @@ export class Router {
     const call = { backend: entry.backend.name, tool: entry.local };
     if (ctx.note && ctx.note.tool === undefined) Object.assign(ctx.note, call);
     const decision = this.deps.policy().decide(identity, 'tool', name as string);
-    this.deps.audit.info(aclToolEvent(identity, entry, name as string, decision), decision.allow ? 'acl allowed' : 'acl denied');
+    const events = toolEvents(identity, entry, name as string, decision);
+    this.deps.audit.info(events.acl, decision.allow ? 'acl allowed' : 'acl denied');
     if (!decision.allow) {
-      this.deps.audit.info({ event: 'tool_call', ...who, ...call, decision: 'deny', rule: decision.rule, outcome: 'denied', durationMs: 0 }, 'tool call');
+      this.deps.audit.info(new RepeatedFields(events.toolCall, { outcome: 'denied', durationMs: 0 }), 'tool call');
       this.deps.metrics?.toolCall(entry.backend.name, 'denied');
       throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
     }
@@ -237,7 +238,7 @@ export class Router {
       outcome = result.isError ? 'tool_error' : 'ok';
       return rewriteContentUris(result, this.deps.catalogue, entry.backend);
     } finally {
-      this.deps.audit.info({ event: 'tool_call', ...who, ...call, decision: 'allow', rule: decision.rule, outcome, durationMs: Date.now() - started }, 'tool call');
+      this.deps.audit.info(new RepeatedFields(events.toolCall, { outcome, durationMs: Date.now() - started }), 'tool call');
       this.deps.metrics?.toolCall(entry.backend.name, outcome);
     }
   }
@@ -328,24 +329,43 @@ export class Router {
   }
 }
 
-/** The `acl` events of a shared identity's tool calls, by catalogue entry (cleared when full). */
-const aclToolEventsOf = perIdentity((_identity: Identity, shared) => (shared ? new Map<CatalogueEntry<unknown>, { decision: AclDecision; fields: Record<string, unknown> }>() : undefined));
-const ACL_EVENTS_PER_IDENTITY = 4096;
+/** The audit fields of one identity's calls of one tool with one ACL decision. */
+interface ToolEvents {
+  decision: AclDecision;
+  /** The `acl` event. */
+  acl: Record<string, unknown>;
+  /** The `tool_call` event without its outcome and duration. */
+  toolCall: Record<string, unknown>;
+}
+
+/** The events of a shared identity's tool calls, by catalogue entry (cleared when full). */
+const toolEventsOf = perIdentity((_identity: Identity, shared) => (shared ? new Map<CatalogueEntry<unknown>, ToolEvents>() : undefined));
+const TOOL_EVENTS_PER_IDENTITY = 4096;
 
 /**
- * The fields of a tool call's `acl` event. For a shared identity (one per credential) the same
- * frozen object per catalogue entry and decision, so the logger serializes it once.
+ * The fields of a tool call's `acl` and `tool_call` events. For a shared identity (one per
+ * credential) the same frozen objects per catalogue entry and decision, so the logger serializes
+ * them once.
  */
-function aclToolEvent(identity: Identity, entry: CatalogueEntry<unknown>, name: string, decision: AclDecision): Record<string, unknown> {
-  const build = () => ({ event: 'acl', kind: 'tool', name, backend: entry.backend.name, tool: entry.local, subject: identity.subject, clientId: identity.clientId, roles: identity.roles, decision: decision.allow ? 'allow' : 'deny', rule: decision.rule });
-  const events = aclToolEventsOf(identity);
+function toolEvents(identity: Identity, entry: CatalogueEntry<unknown>, name: string, decision: AclDecision): ToolEvents {
+  const build = (): ToolEvents => {
+    const verdict = decision.allow ? 'allow' : 'deny';
+    return {
+      decision,
+      acl: { event: 'acl', kind: 'tool', name, backend: entry.backend.name, tool: entry.local, subject: identity.subject, clientId: identity.clientId, roles: identity.roles, decision: verdict, rule: decision.rule },
+      toolCall: { event: 'tool_call', subject: identity.subject, clientId: identity.clientId, backend: entry.backend.name, tool: entry.local, decision: verdict, rule: decision.rule },
+    };
+  };
+  const events = toolEventsOf(identity);
   if (!events) return build();
   const known = events.get(entry);
-  if (known && known.decision === decision) return known.fields;
-  const fields = Object.freeze(build());
-  if (events.size >= ACL_EVENTS_PER_IDENTITY) events.clear();
-  events.set(entry, { decision, fields });
-  return fields;
+  if (known && known.decision === decision) return known;
+  const fresh = build();
+  Object.freeze(fresh.acl);
+  Object.freeze(fresh.toolCall);
+  if (events.size >= TOOL_EVENTS_PER_IDENTITY) events.clear();
+  events.set(entry, fresh);
+  return fresh;
 }
 
 /** A client-supplied name for the audit log: a string of bounded length, whatever was sent. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { batchedLines, createLogger, scrubLogObject } from '../../src/log.js';
+import { RepeatedFields, batchedLines, createLogger, scrubLogObject } from '../../src/log.js';
 import { freezeIdentity } from '../../src/auth/types.js';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
@@ -68,6 +68,19 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
     logger.info(fields, message);
     plain.info(fields, message);
   }
+  // A repeated part (frozen or not) and the fields that change: the line of the two merged.
+  const repeatedFrozen = Object.freeze({ event: 'tool_call', subject: 'alice', clientId: undefined, tool: 'echo', token: 'secret' });
+  const repeatedPlain = { event: 'tool_call', subject: 'bob', rule: 'rules[0]' };
+  const repeated: Array<[RepeatedFields, string]> = [
+    [new RepeatedFields(repeatedFrozen, { outcome: 'ok', durationMs: 3 }), 'repeated fields, first time'],
+    [new RepeatedFields(repeatedFrozen, { outcome: 'error', durationMs: 40, code_verifier: 'secret' }), 'repeated fields, again'],
+    [new RepeatedFields(repeatedPlain, { outcome: 'ok', durationMs: 1 }), 'a repeated part that is not frozen'],
+    [new RepeatedFields(repeatedFrozen, { err: new Error('boom') }), 'changing fields that go through pino'],
+  ];
+  for (const [fields, message] of repeated) {
+    logger.info(fields, message);
+    plain.info(fields.toJSON(), message);
+  }
   logger.warn({ a: 1 }, 'with %s', 'an argument');
   plain.warn({ a: 1 }, 'with %s', 'an argument');
   const strip = (line: string) => line.replace(/,"time":"[^"]*"/, '');
@@ -77,6 +90,9 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
     t.ok(ours[i]!.endsWith('}\n'), 'one line, newline-terminated');
   }
   t.notOk(ours.join('').includes('secret'), 'redaction applies on the plain-line path');
+  for (let i = ours.length - 1 - repeated.length; i < ours.length - 1; i++) {
+    t.equal(strip(ours[i]!), strip(reference[i]!), `line ${i + 1}: repeated fields written as the merged fields, member order included`);
+  }
   t.match(ours[0], /^\{"level":"info","time":"[^"]+","audit":true,"event":"acl",/, 'level, time, bindings, then the fields');
 });
 
