@@ -86,9 +86,9 @@ function membersOf(fields: Readonly<Record<string, unknown>>): string | undefine
 
 /**
  * A line's fields as a part that repeats from line to line (the `tool_call` event of one identity,
- * tool and ACL decision, say) and the few that change (outcome, duration). A frozen `repeated` is
- * serialized once, like any frozen fields object; the line is the same as for the two merged, which
- * is also what `toJSON` gives anything else that serializes it.
+ * tool and ACL decision, say) and the few that change (outcome, duration), named differently. A
+ * frozen `repeated` is serialized once, like any frozen fields object; the line is the same as for
+ * the two merged, which is also what `toJSON` gives anything else that serializes it.
  */
 export class RepeatedFields {
   constructor(readonly repeated: Readonly<Record<string, unknown>>, readonly changing: Record<string, unknown>) {}
