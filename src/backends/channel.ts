@@ -1,6 +1,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpError, ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Cancellation } from './cancellation.js';
+import { EarliestDeadline } from './earliest-deadline.js';
 
 /** A JSON-RPC message as it travels to and from a backend (already parsed JSON, not schema-checked). */
 export interface WireMessage {
@@ -50,13 +51,8 @@ export class RequestChannel {
   private readonly pending = new Map<string, Pending>();
   private nextId = 0;
   private closedWith?: unknown;
-  /**
-   * One timer for every request in flight, armed for the earliest deadline and left to run when a
-   * request ends while others are in flight (a timer per request cost an allocation and two
-   * timer-list updates per call).
-   */
-  private timer?: NodeJS.Timeout;
-  private timerDeadline = Infinity;
+  /** Armed for the earliest deadline of the requests in flight, while there are any. */
+  private readonly deadlines = new EarliestDeadline(() => this.expire(), () => performance.now(), true);
 
   constructor(
     private readonly send: WireSender,
@@ -98,7 +94,7 @@ export class RequestChannel {
         deadline: performance.now() + options.timeoutMs,
         timeoutMs: options.timeoutMs,
       };
-      if (pending.deadline < this.timerDeadline) this.armTimer(pending.deadline);
+      this.deadlines.arm(pending.deadline);
       if (cancellation) {
         pending.stopListening = cancellation.onAbort((reason) => this.giveUp(id, reason, String(reason instanceof Error ? reason.message : reason ?? 'cancelled')));
       }
@@ -130,33 +126,19 @@ export class RequestChannel {
   private finish(id: string, pending: Pending): void {
     this.pending.delete(id);
     pending.stopListening?.();
-    if (this.pending.size === 0) this.disarmTimer();
-  }
-
-  private armTimer(deadline: number): void {
-    clearTimeout(this.timer);
-    this.timerDeadline = deadline;
-    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(deadline - performance.now())));
-  }
-
-  /** Nothing left in flight: nothing to wait for (and nothing keeping the process alive). */
-  private disarmTimer(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerDeadline = Infinity;
+    // Nothing left in flight: nothing to wait for (and nothing keeping the process alive).
+    if (this.pending.size === 0) this.deadlines.disarm();
   }
 
   /** Times out the requests past their deadline, then waits for the earliest of the others. */
   private expire(): void {
-    this.timer = undefined;
-    this.timerDeadline = Infinity;
     const now = performance.now();
     let next = Infinity;
     for (const [id, pending] of this.pending) {
       if (pending.deadline <= now) this.giveUp(id, new McpError(ErrorCode.RequestTimeout, 'Request timed out', { timeout: pending.timeoutMs }), 'timeout');
       else next = Math.min(next, pending.deadline);
     }
-    if (next !== Infinity && next < this.timerDeadline) this.armTimer(next);
+    if (next !== Infinity) this.deadlines.arm(next);
   }
 
   /** Our side stops waiting (timeout or caller cancelled): the backend is told, as the spec asks. */

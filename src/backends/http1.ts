@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { EarliestDeadline } from './earliest-deadline.js';
 
 /**
  * A lean HTTP/1.1 client for the gateway's hot path: the POSTs of established Streamable HTTP
@@ -373,8 +374,7 @@ export class Http1Pool {
   private readonly secure: boolean;
   private closed = false;
   /** Closes idle connections at the end of their keep-alive window; armed while some are idle. */
-  private sweepTimer?: NodeJS.Timeout;
-  private sweepAt = Infinity;
+  private readonly sweep = new EarliestDeadline(() => this.sweepIdle(), Date.now, false);
 
   constructor(origin: string, private readonly maxConnections = 256) {
     const url = new URL(origin);
@@ -422,7 +422,7 @@ export class Http1Pool {
   /** Stops taking requests; waits up to `graceMs` for exchanges in flight, then closes everything. */
   async close(graceMs: number): Promise<void> {
     this.closed = true;
-    clearTimeout(this.sweepTimer);
+    this.sweep.disarm();
     for (const waiting of this.queue.splice(0)) waiting.handler.onError(new Http1Error('the gateway is shutting down'));
     for (const connection of this.idle.splice(0)) connection.socket.destroy();
     const deadline = Date.now() + graceMs;
@@ -443,19 +443,11 @@ export class Http1Pool {
     }
     connection.idleUntil = Date.now() + connection.keepAliveMs;
     this.idle.push(connection);
-    if (connection.idleUntil < this.sweepAt) this.sweepLater(connection.idleUntil);
-  }
-
-  private sweepLater(at: number): void {
-    clearTimeout(this.sweepTimer);
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweepIdle(), Math.max(1, at - Date.now())).unref();
+    this.sweep.arm(connection.idleUntil);
   }
 
   /** Closes the idle connections whose keep-alive window is over; comes back for the others. */
   private sweepIdle(): void {
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
     const now = Date.now();
     let nextExpiry = Infinity;
     const kept: Connection[] = [];
@@ -468,7 +460,7 @@ export class Http1Pool {
       }
     }
     this.idle.splice(0, this.idle.length, ...kept);
-    if (nextExpiry !== Infinity) this.sweepLater(nextExpiry);
+    if (nextExpiry !== Infinity) this.sweep.arm(nextExpiry);
   }
 
   forget(connection: Connection): void {
