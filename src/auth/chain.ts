@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from './types.js';
+import { COMPACT_JWS_PATTERN, InvalidCredentialError, type AuthProvider, type AuthRequest, type Identity } from './types.js';
 
 /**
  * The ProviderChain: who is calling `/mcp` (and the admin API), decided by the configured providers.
@@ -63,9 +63,9 @@ export type AuthOutcome =
     };
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. Node has already trimmed the header value.
-// The first alternative is a compact JWS (three base64url segments, a subset of b64token): one
-// scan of a ~1 KB access token tells both, so providers need not scan it again.
-const BEARER = /^Bearer +(?:([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)|([A-Za-z0-9\-._~+/]+=*))$/i;
+// The first alternative is a compact JWS (a subset of b64token): one scan of a ~1 KB access token
+// tells both, so providers need not scan it again.
+const BEARER = new RegExp(`^Bearer +(?:(${COMPACT_JWS_PATTERN})|([A-Za-z0-9\\-._~+/]+=*))$`, 'i');
 const SCHEME = /^[A-Za-z][A-Za-z0-9!#$%&'*+\-.^_`|~]*(?: |$)/;
 
 /**

@@ -43,6 +43,9 @@ export function perIdentity<I extends { roles: readonly string[] }, T>(compute: 
   };
 }
 
+/** A compact JWS, as regex source: three base64url segments, the last (the signature) possibly empty. */
+export const COMPACT_JWS_PATTERN = '[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*';
+
 /** What a provider may look at. `bearer` is the token from `Authorization: Bearer`, if any. */
 export interface AuthRequest {
   headers: IncomingHttpHeaders;

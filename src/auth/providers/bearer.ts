@@ -1,7 +1,7 @@
 import { digestsEqual, secretDigest } from '../../crypto/compare.js';
 import { boundedMemo } from '../../memo.js';
 import type { BearerProviderConfig, BearerTokenGrant } from '../../config/types.js';
-import { InvalidCredentialError, freezeIdentity, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
+import { COMPACT_JWS_PATTERN, InvalidCredentialError, freezeIdentity, type AuthProvider, type AuthRequest, type Identity } from '../types.js';
 
 /**
  * Static bearer tokens from `serverAuth.bearer.tokens` (token → subject + roles).
@@ -55,8 +55,7 @@ export function createBearerProvider(config: BearerProviderConfig): AuthProvider
   };
 }
 
-/** Three base64url segments, the last one possibly empty: one scan of the token. */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const COMPACT_JWS = new RegExp(`^${COMPACT_JWS_PATTERN}$`);
 
 /**
  * True for a compact JWS/JWT: three base64url segments (the signature may be empty, as in an
