@@ -213,15 +213,17 @@ export class Router {
     const { identity } = ctx;
     const name = params.name;
     const entry = typeof name === 'string' ? this.deps.catalogue.tools.get(name) : undefined;
-    const who = { subject: identity.subject, clientId: identity.clientId };
     if (!entry) {
+      const who = { subject: identity.subject, clientId: identity.clientId };
       this.deps.audit.info({ event: 'acl', kind: 'tool', name: clip(name), ...who, decision: 'deny', rule: 'unknown' }, 'unknown item');
       this.deps.audit.info({ event: 'tool_call', ...who, name: clip(name), decision: 'deny', rule: 'unknown', outcome: 'unknown', durationMs: 0 }, 'tool call');
       this.deps.metrics?.toolCall('', 'unknown');
       throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
     }
-    const call = { backend: entry.backend.name, tool: entry.local };
-    if (ctx.note && ctx.note.tool === undefined) Object.assign(ctx.note, call);
+    if (ctx.note && ctx.note.tool === undefined) {
+      ctx.note.backend = entry.backend.name;
+      ctx.note.tool = entry.local;
+    }
     const decision = this.deps.policy().decide(identity, 'tool', name as string);
     const events = toolEvents(identity, entry, name as string, decision);
     this.deps.audit.info(events.acl, decision.allow ? 'acl allowed' : 'acl denied');
