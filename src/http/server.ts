@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AuthRequest, Identity } from '../auth/types.js';
-import type { Logger } from '../log.js';
+import { jsonString, SelfSerializingFields, type Logger } from '../log.js';
 import { routeOf, secondsSince, type HttpMetrics } from '../observability/metrics.js';
 import { normalizePeerAddress } from './peer.js';
 import { sendBody, writeLoneChunksPlainly } from './respond.js';
@@ -33,6 +33,28 @@ export interface HttpRoutes {
   extra?(req: IncomingMessage, res: ServerResponse, path: string, note: RequestNote): Promise<boolean> | boolean;
   /** Answers `/metrics`; return false when metrics are disabled (404). */
   metrics?(req: IncomingMessage, res: ServerResponse): Promise<boolean> | boolean;
+}
+
+/** The fields of the request log line: method, path, status, durationMs, then the note's. */
+export class RequestLine extends SelfSerializingFields {
+  constructor(readonly method: string, readonly path: string, readonly status: number, readonly durationMs: number, readonly note: RequestNote) {
+    super();
+  }
+
+  jsonMembers(): string {
+    const { subject, clientId, backend, tool } = this.note;
+    let members = `,"method":${jsonString(this.method)},"path":${jsonString(this.path)},"status":${this.status},"durationMs":${this.durationMs}`;
+    if (subject !== undefined) members += `,"subject":${jsonString(subject)}`;
+    if (clientId !== undefined) members += `,"clientId":${jsonString(clientId)}`;
+    if (backend !== undefined) members += `,"backend":${jsonString(backend)}`;
+    if (tool !== undefined) members += `,"tool":${jsonString(tool)}`;
+    return members;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const { subject, clientId, backend, tool } = this.note;
+    return { method: this.method, path: this.path, status: this.status, durationMs: this.durationMs, subject, clientId, backend, tool };
+  }
 }
 
 const CORS_EXPOSE = 'Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version';
@@ -69,7 +91,7 @@ export class HttpFront {
       this.metrics?.httpRequest(route, req.method ?? 'GET', res.statusCode, seconds);
       // Probes and successful scrapes are counted, not logged. Durations to the microsecond.
       if (route !== '/healthz' && route !== '/readyz' && !(route === '/metrics' && res.statusCode < 400)) {
-        this.logger.info({ method: req.method, path, status: res.statusCode, durationMs: Math.round(seconds * 1e6) / 1e3, ...note }, 'request');
+        this.logger.info(new RequestLine(req.method ?? 'GET', path, res.statusCode, Math.round(seconds * 1e6) / 1e3, note), 'request');
       }
       if (this.draining && this.inflight === 0) this.drained?.();
     });

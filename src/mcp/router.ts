@@ -4,7 +4,7 @@ import { perIdentity, type Identity } from '../auth/types.js';
 import type { AccessPolicy, AclDecision, ItemKind } from '../acl/decide.js';
 import type { Backend } from '../backends/backend.js';
 import type { Cancellation } from '../backends/cancellation.js';
-import { RepeatedFields, type Logger } from '../log.js';
+import { RepeatedFields, SelfSerializingFields, type Logger } from '../log.js';
 import type { RouterMetrics, ToolCallOutcome } from '../observability/metrics.js';
 import type { Catalogue, CatalogueEntry } from './catalogue.js';
 import type { FrontSession } from './session.js';
@@ -228,7 +228,7 @@ export class Router {
     const events = toolEvents(identity, entry, name as string, decision);
     this.deps.audit.info(events.acl, decision.allow ? 'acl allowed' : 'acl denied');
     if (!decision.allow) {
-      this.deps.audit.info(new RepeatedFields(events.toolCall, { outcome: 'denied', durationMs: 0 }), 'tool call');
+      this.deps.audit.info(new RepeatedFields(events.toolCall, new ToolCallEnd('denied', 0)), 'tool call');
       this.deps.metrics?.toolCall(entry.backend.name, 'denied');
       throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${String(name)}`);
     }
@@ -240,7 +240,7 @@ export class Router {
       outcome = result.isError ? 'tool_error' : 'ok';
       return rewriteContentUris(result, this.deps.catalogue, entry.backend);
     } finally {
-      this.deps.audit.info(new RepeatedFields(events.toolCall, { outcome, durationMs: Date.now() - started }), 'tool call');
+      this.deps.audit.info(new RepeatedFields(events.toolCall, new ToolCallEnd(outcome, Date.now() - started)), 'tool call');
       this.deps.metrics?.toolCall(entry.backend.name, outcome);
     }
   }
@@ -341,6 +341,21 @@ interface ToolEvents {
 }
 
 /** The events of a shared identity's tool calls, by catalogue entry (cleared when full). */
+/** The changing part of a `tool_call` event: its outcome (one of a few fixed words) and duration. */
+class ToolCallEnd extends SelfSerializingFields {
+  constructor(readonly outcome: ToolCallOutcome, readonly durationMs: number) {
+    super();
+  }
+
+  jsonMembers(): string {
+    return `,"outcome":"${this.outcome}","durationMs":${this.durationMs}`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { outcome: this.outcome, durationMs: this.durationMs };
+  }
+}
+
 const toolEventsOf = perIdentity((_identity: Identity, shared) => (shared ? new Map<CatalogueEntry<unknown>, ToolEvents>() : undefined));
 const TOOL_EVENTS_PER_IDENTITY = 4096;
 

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { RepeatedFields, batchedLines, createLogger, scrubLogObject } from '../../src/log.js';
+import { RepeatedFields, SelfSerializingFields, batchedLines, createLogger, jsonString, scrubLogObject } from '../../src/log.js';
+import { RequestLine } from '../../src/http/server.js';
 import { freezeIdentity } from '../../src/auth/types.js';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
@@ -77,10 +78,41 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
     [new RepeatedFields(repeatedPlain, { outcome: 'ok', durationMs: 1 }), 'a repeated part that is not frozen'],
     [new RepeatedFields(repeatedFrozen, { err: new Error('boom') }), 'changing fields that go through pino'],
   ];
+  // Fields that write their own members: the request line, and a changing part of a repeated line.
+  class Ended extends SelfSerializingFields {
+    constructor(readonly outcome: string, readonly durationMs: number) {
+      super();
+    }
+    jsonMembers(): string {
+      return `,"outcome":${jsonString(this.outcome)},"durationMs":${this.durationMs}`;
+    }
+    toJSON(): Record<string, unknown> {
+      return { outcome: this.outcome, durationMs: this.durationMs };
+    }
+  }
+  repeated.push(
+    [new RepeatedFields(repeatedFrozen, new Ended('ok', 0.25)), 'a changing part that writes its own members'],
+    [new RepeatedFields(repeatedPlain, new Ended('a "quoted" \\ outcome', 12)), 'the same, with characters to escape'],
+  );
   for (const [fields, message] of repeated) {
     logger.info(fields, message);
     plain.info(fields.toJSON(), message);
   }
+  const requestLines = [
+    new RequestLine('POST', '/mcp', 200, 1.234, { subject: 'alice', clientId: 'c-1', backend: 'fx', tool: 'echo' }),
+    new RequestLine('GET', '/oauth/authorize', 302, 0.05, {}),
+    new RequestLine('POST', '/a"b\\c\u0001', 401, 12, { clientId: 'only-client' }),
+    new RequestLine('DELETE', '/mcp', 200, 1e-3, { subject: 'é \u2028 😀', tool: 'x', backend: undefined }),
+  ];
+  // pino writes a lone surrogate as it is; the plain-line path, as JSON.stringify does (escaped).
+  for (const fields of [...requestLines, new RequestLine('GET', '/\ud800', 200, 1, { subject: 'x\udc00' })]) {
+    t.equal(fields.jsonMembers(), `,${JSON.stringify(fields.toJSON()).slice(1, -1)}`, `${fields.method} ${fields.status}: the members JSON.stringify writes`);
+  }
+  for (const fields of requestLines) {
+    logger.info(fields, 'request');
+    plain.info(fields.toJSON(), 'request');
+  }
+  const selfWritten = repeated.length - 4 + requestLines.length;
   logger.warn({ a: 1 }, 'with %s', 'an argument');
   plain.warn({ a: 1 }, 'with %s', 'an argument');
   const strip = (line: string) => line.replace(/,"time":"[^"]*"/, '');
@@ -90,10 +122,16 @@ t.test('lines written by the plain-line path are the lines pino itself writes', 
     t.ok(ours[i]!.endsWith('}\n'), 'one line, newline-terminated');
   }
   t.notOk(ours.join('').includes('secret'), 'redaction applies on the plain-line path');
-  for (let i = ours.length - 1 - repeated.length; i < ours.length - 1; i++) {
-    t.equal(strip(ours[i]!), strip(reference[i]!), `line ${i + 1}: repeated fields written as the merged fields, member order included`);
+  for (let i = ours.length - 1 - repeated.length - requestLines.length; i < ours.length - 1; i++) {
+    t.equal(strip(ours[i]!), strip(reference[i]!), `line ${i + 1}: repeated and self-written fields written as pino writes the merged fields, member order included`);
   }
+  t.equal(selfWritten, 6);
   t.match(ours[0], /^\{"level":"info","time":"[^"]+","audit":true,"event":"acl",/, 'level, time, bindings, then the fields');
+});
+
+t.test('jsonString quotes a string as JSON.stringify does', async (t) => {
+  const strings = ['', 'plain', 'a"b', 'back\\slash', 'tab\tnewline\n', '\u0000\u001f\u007f', 'é ü ß', '\u2028\u2029', '😀', '\ud800', 'x\udc00y', '\ud83d\ude00\ud83d', '/mcp?x=1&y=</script>'];
+  strings.forEach((value, i) => t.equal(jsonString(value), JSON.stringify(value), `string ${i}`));
 });
 
 t.test('batchedLines hands lines over in batches, on size, after a delay, on demand and at exit', async (t) => {
