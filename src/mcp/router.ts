@@ -340,7 +340,6 @@ interface ToolEvents {
   toolCall: Record<string, unknown>;
 }
 
-/** The events of a shared identity's tool calls, by catalogue entry (cleared when full). */
 /** The changing part of a `tool_call` event: its outcome (one of a few fixed words) and duration. */
 class ToolCallEnd extends SelfSerializingFields {
   constructor(readonly outcome: ToolCallOutcome, readonly durationMs: number) {
@@ -356,6 +355,7 @@ class ToolCallEnd extends SelfSerializingFields {
   }
 }
 
+/** The events of a shared identity's tool calls, by catalogue entry (cleared when full). */
 const toolEventsOf = perIdentity((_identity: Identity, shared) => (shared ? new Map<CatalogueEntry<unknown>, ToolEvents>() : undefined));
 const TOOL_EVENTS_PER_IDENTITY = 4096;
 
