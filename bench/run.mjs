@@ -187,9 +187,19 @@ async function main() {
   const big = await startGateway('gw-catalogue', gatewayConfig(many));
   const bigTokens = await oauthTokens(big.base);
   const bigSession = await session(`${big.base}/mcp`, bigTokens.access, 1);
-  const list = await load(() => bigSession.call('tools/list', {}), 1, Math.max(1, SECONDS));
-  const call = await load(() => bigSession.call('tools/call', { name: 'b0__echo', arguments: { text: 'x' } }), 1, Math.max(1, SECONDS));
+  const catalogueTargets = {
+    list: () => bigSession.call('tools/list', {}),
+    call: () => bigSession.call('tools/call', { name: 'b0__echo', arguments: { text: 'x' } }),
+  };
+  // The 50 backends have only just started: a second of each first, then alternating rounds, as above.
+  for (const fn of Object.values(catalogueTargets)) await load(fn, 1, 1);
+  const catalogueRuns = { list: [], call: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, fn] of Object.entries(catalogueTargets)) catalogueRuns[name].push(await load(fn, 1, Math.max(1, SECONDS)));
+  }
   await bigSession.close();
+  const list = summarize(catalogueRuns.list);
+  const call = summarize(catalogueRuns.call);
   const catalogue = { backends: CATALOGUE.backends, toolsPerBackend: CATALOGUE.tools, listP50: list.p50, callP50: call.p50, coldStartMs: big.coldStartMs };
 
   const peakRssMbByProcess = {
