@@ -15,6 +15,28 @@ export const BACKEND = join(ROOT, 'bench', 'backend.mjs');
 export const CLI = join(ROOT, 'bin', 'mcp.js');
 export const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
 
+/**
+ * The load client's own glibc heap (`bench/run.mjs` sets this up): with the default thresholds it
+ * hands freed memory above 128 KB back to the kernel and faults it in again, which for a client
+ * reading ~100 KB answers turned into ~30 page faults per call in some stretches of a run and
+ * tripled its CPU per call while the gateway's stayed the same. The processes under test keep the
+ * environment the bench was started with.
+ */
+export const CLIENT_MALLOC = { MALLOC_TRIM_THRESHOLD_: String(32 * 2 ** 20), MALLOC_MMAP_THRESHOLD_: String(32 * 2 ** 20) };
+const ORIGINAL_ENV_KEY = 'GATEHOUSE_BENCH_ORIGINAL_MALLOC';
+export const isBenchClient = () => process.env[ORIGINAL_ENV_KEY] !== undefined;
+export function clientEnv() {
+  const original = Object.fromEntries(Object.keys(CLIENT_MALLOC).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+  return { ...process.env, ...CLIENT_MALLOC, [ORIGINAL_ENV_KEY]: JSON.stringify(original) };
+}
+function childEnv() {
+  if (!isBenchClient()) return process.env;
+  const env = { ...process.env };
+  for (const k of Object.keys(CLIENT_MALLOC)) delete env[k];
+  delete env[ORIGINAL_ENV_KEY];
+  return { ...env, ...JSON.parse(process.env[ORIGINAL_ENV_KEY]) };
+}
+
 /** Every process the bench starts; all are killed when it exits, however it exits, and `work` is removed. */
 export const children = [];
 process.on('exit', () => {
@@ -45,7 +67,7 @@ export function freePort() {
  */
 export function spawnTracked(command, args, { env = {}, cwd, log } = {}) {
   const fd = log ? openSync(log, 'a') : undefined;
-  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'] });
+  const child = spawn(command, args, { cwd, env: { ...childEnv(), ...env }, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'] });
   children.push(child);
   if (fd !== undefined) {
     closeSync(fd);
@@ -143,6 +165,26 @@ export async function session(mcpUrl, token, connections, sharedPool) {
       const text = await res.body.text();
       if (res.statusCode !== 200 || !text.includes('"result"')) throw new Error(`${method} failed: ${res.statusCode} ${text.slice(0, 200)}`);
       return text;
+    },
+    /**
+     * Like `call`, for a large answer (a catalogue page of ~100 KB): checks that it is a result and
+     * returns its size in bytes, without joining and decoding it into one string. Joining it made
+     * the load client's own allocator map and fault in fresh pages on every call once its heap had
+     * grown (about 30 page faults per answer), which tripled the client's CPU per call in the middle
+     * of a measurement while the gateway's stayed the same.
+     */
+    async callBytes(method, params) {
+      const res = await pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: id++, method, params }) });
+      let head = '';
+      let bytes = 0;
+      for await (const chunk of res.body) {
+        if (head.length < 200) head += chunk.toString('latin1', 0, 200 - head.length);
+        bytes += chunk.length;
+      }
+      const error = head.indexOf('"error"');
+      const result = head.indexOf('"result"');
+      if (res.statusCode !== 200 || result === -1 || (error !== -1 && error < result)) throw new Error(`${method} failed: ${res.statusCode} ${head}`);
+      return bytes;
     },
     close: () => (sharedPool ? undefined : pool.close()),
   };

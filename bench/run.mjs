@@ -5,11 +5,13 @@
 // See bench/README.md.
 // Options (env): BENCH_SECONDS (per measurement, default 3), BENCH_ROUNDS (default 3),
 // BENCH_QUICK=1 (one round of 1 s, small catalogue, 200 idle sessions: a smoke run).
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { BACKEND, QUICK, ROOT, ROUNDS, SECONDS, cpuSeconds, load, rssKb, session, sleep, spawnTracked, summarize, waitForOutput } from './lib.mjs';
+import { BACKEND, CLIENT_MALLOC, QUICK, ROOT, ROUNDS, SECONDS, clientEnv, cpuSeconds, isBenchClient, load, rssKb, session, sleep, spawnTracked, summarize, waitForOutput } from './lib.mjs';
 import { gatewayConfig, gatewayRefreshTarget, oauthTokens, startGateway } from './gatehouse.mjs';
 import { REDIS_PERSISTENCE_LABEL, ensurePeers, peerEchoTool, sseSession, startMcpHub, startOidcProvider, startRedis } from './peers.mjs';
 import { inspector } from './heap.mjs';
@@ -188,7 +190,7 @@ async function main() {
   const bigTokens = await oauthTokens(big.base);
   const bigSession = await session(`${big.base}/mcp`, bigTokens.access, 1);
   const catalogueTargets = {
-    list: () => bigSession.call('tools/list', {}),
+    list: () => bigSession.callBytes('tools/list', {}),
     call: () => bigSession.call('tools/call', { name: 'b0__echo', arguments: { text: 'x' } }),
   };
   // The 50 backends have only just started: a second of each first, then alternating rounds, as above.
@@ -219,6 +221,7 @@ async function main() {
     date: new Date().toISOString(),
     machine: { cores: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
     node: process.version,
+    loadClient: { env: CLIENT_MALLOC },
     quick: QUICK,
     rounds: ROUNDS,
     seconds: SECONDS,
@@ -243,7 +246,14 @@ async function main() {
   process.exit(0);
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (isBenchClient()) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else {
+  // The load client runs with its own allocator settings (lib.mjs, CLIENT_MALLOC): glibc reads them at
+  // process start, so the bench starts itself again with them; what it spawns gets the original ones.
+  const { status, signal } = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], { stdio: 'inherit', env: clientEnv() });
+  process.exit(status ?? (signal === 'SIGINT' ? 130 : 1));
+}
