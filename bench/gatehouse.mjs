@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { CLI, work, freePort, spawnTracked, waitReady } from './lib.mjs';
 
-const SECRET = 'bench-secret-0123456789-0123456789-0123456789';
+export const SECRET = 'bench-secret-0123456789-0123456789-0123456789';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 /**

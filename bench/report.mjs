@@ -9,6 +9,8 @@ export function ratios({ toolsCall: t, refresh: r, catalogue, memory }) {
     http_c1_p50: div(t.gatewayHttp_c1?.p50, t.direct_c1?.p50),
     stdio_c32_throughput_vs_direct_http: div(t.gatewayStdio_c32?.rps, t.direct_c32?.rps),
     stdio_c1_p50_vs_direct_http: div(t.gatewayStdio_c1?.p50, t.direct_c1?.p50),
+    forwarder_c32_throughput: div(t.minimalForwarder_c32?.rps, t.direct_c32?.rps),
+    forwarder_c1_p50: div(t.minimalForwarder_c1?.p50, t.direct_c1?.p50),
     peer_c32_throughput: div(t.peerMcpHubStdio_c32?.rps, t.direct_c32?.rps),
     peer_c1_p50: div(t.peerMcpHubStdio_c1?.p50, t.direct_c1?.p50),
     gateway_stdio_c32_vs_peer: div(t.gatewayStdio_c32?.rps, t.peerMcpHubStdio_c32?.rps),
@@ -45,6 +47,7 @@ export function printReport(output) {
   const { toolsCall, refresh, catalogue, memory, coldStartMs, peer, skipped } = output;
   console.log('\ntools/call               rps     p50 ms  p99 ms  CPU ms/req (gateway or peer process)');
   for (const [name, r] of Object.entries(toolsCall)) console.log(`${name.padEnd(22)} ${f(r.rps, 0).padStart(6)}  ${f(r.p50, 2).padStart(6)}  ${f(r.p99, 2).padStart(6)}  ${f(r.cpuMsPerRequest, 3)}`);
+  console.log('  minimalForwarder: bench/forwarder.mjs, JWT check + 100-rule ACL + prefix strip in front of the HTTP backend (reference)');
   if (peer) console.log(`  peer: ${peer.name} ${peer.version} over ${peer.transport}, tool "${peer.tool}"`);
   console.log('\nrefresh grant            rps     p50 ms  p99 ms  CPU ms/req (server process)');
   for (const [name, r] of Object.entries(refresh)) console.log(`${name.padEnd(22)} ${f(r.rps, 0).padStart(6)}  ${f(r.p50, 2).padStart(6)}  ${f(r.p99, 2).padStart(6)}  ${f(r.cpuMsPerRequest, 3)}`);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { BACKEND, CLIENT_MALLOC, QUICK, ROOT, ROUNDS, SECONDS, clientEnv, cpuSeconds, isBenchClient, load, rssKb, session, sleep, spawnTracked, summarize, waitForOutput } from './lib.mjs';
-import { gatewayConfig, gatewayRefreshTarget, oauthTokens, startGateway } from './gatehouse.mjs';
+import { SECRET, gatewayConfig, gatewayRefreshTarget, oauthTokens, startGateway } from './gatehouse.mjs';
 import { REDIS_PERSISTENCE_LABEL, ensurePeers, peerEchoTool, sseSession, startMcpHub, startOidcProvider, startRedis } from './peers.mjs';
 import { inspector } from './heap.mjs';
 import { printReport, ratios, targets } from './report.mjs';
@@ -152,6 +152,8 @@ async function main() {
   const viaStdio = await startGateway('gw-stdio', gatewayConfig({ echo: { command: process.execPath, args: [BACKEND, 'stdio'] } }));
   const tokens = await oauthTokens(viaHttp.base);
   const stdioTokens = await oauthTokens(viaStdio.base);
+  const forwarder = spawnTracked(process.execPath, [join(ROOT, 'bench', 'forwarder.mjs'), direct, SECRET]);
+  const forwarderUrl = await backendUrl(forwarder);
   const hub = peersMissing ? undefined : await optional('mcpHub', async () => {
     const started = await startMcpHub();
     if (started.skipped) return started;
@@ -168,6 +170,7 @@ async function main() {
     direct: { open: (c) => session(direct, undefined, c), tool: 'echo' },
     gatewayHttp: { open: (c) => session(`${viaHttp.base}/mcp`, tokens.access, c), tool: 'echo__echo', pid: viaHttp.pid },
     gatewayStdio: { open: (c) => session(`${viaStdio.base}/mcp`, stdioTokens.access, c), tool: 'echo__echo', pid: viaStdio.pid },
+    minimalForwarder: { open: (c) => session(forwarderUrl, tokens.access, c), tool: 'echo__echo', pid: forwarder.pid },
     ...(hub ? { peerMcpHubStdio: { open: (c) => sseSession(hub.origin, '/mcp', c), tool: peer.tool, pid: hub.pid } } : {}),
   };
   const toolsCallResults = await toolsCall(callTargets);
