@@ -29,13 +29,14 @@ export function clientEnv() {
   const original = Object.fromEntries(Object.keys(CLIENT_MALLOC).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
   return { ...process.env, ...CLIENT_MALLOC, [ORIGINAL_ENV_KEY]: JSON.stringify(original) };
 }
-function childEnv() {
+/** The environment of every process the bench starts: the one the bench itself was started with. */
+const CHILD_ENV = (() => {
   if (!isBenchClient()) return process.env;
   const env = { ...process.env };
   for (const k of Object.keys(CLIENT_MALLOC)) delete env[k];
   delete env[ORIGINAL_ENV_KEY];
   return { ...env, ...JSON.parse(process.env[ORIGINAL_ENV_KEY]) };
-}
+})();
 
 /** Every process the bench starts; all are killed when it exits, however it exits, and `work` is removed. */
 export const children = [];
@@ -67,7 +68,7 @@ export function freePort() {
  */
 export function spawnTracked(command, args, { env = {}, cwd, log } = {}) {
   const fd = log ? openSync(log, 'a') : undefined;
-  const child = spawn(command, args, { cwd, env: { ...childEnv(), ...env }, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'] });
+  const child = spawn(command, args, { cwd, env: { ...CHILD_ENV, ...env }, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'] });
   children.push(child);
   if (fd !== undefined) {
     closeSync(fd);
@@ -159,22 +160,21 @@ export async function session(mcpUrl, token, connections, sharedPool) {
   const note = await pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
   await note.body.dump();
   let id = 1;
+  const post = (method, params) => pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: id++, method, params }) });
   return {
     async call(method, params) {
-      const res = await pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: id++, method, params }) });
+      const res = await post(method, params);
       const text = await res.body.text();
       if (res.statusCode !== 200 || !text.includes('"result"')) throw new Error(`${method} failed: ${res.statusCode} ${text.slice(0, 200)}`);
       return text;
     },
     /**
      * Like `call`, for a large answer (a catalogue page of ~100 KB): checks that it is a result and
-     * returns its size in bytes, without joining and decoding it into one string. Joining it made
-     * the load client's own allocator map and fault in fresh pages on every call once its heap had
-     * grown (about 30 page faults per answer), which tripled the client's CPU per call in the middle
-     * of a measurement while the gateway's stayed the same.
+     * returns its size in bytes, without joining and decoding it into one string (less for the
+     * client's allocator to map and fault in; see CLIENT_MALLOC).
      */
     async callBytes(method, params) {
-      const res = await pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: id++, method, params }) });
+      const res = await post(method, params);
       let head = '';
       let bytes = 0;
       for await (const chunk of res.body) {
