@@ -48,22 +48,37 @@ function echoed(response, target) {
   if (!ok) throw new Error(`${target}: tools/call did not echo: ${(typeof response === 'string' ? response : JSON.stringify(response)).slice(0, 300)}`);
 }
 
-/** tools/call at concurrency 1 and 32, targets alternating (A B C A B C …), medians over the rounds. */
+/**
+ * Measures every one of `names` once per round, alternating (A B C A B C …), and summarizes each
+ * one's rounds (medians), so that a busy stretch of the host weighs on all of them alike.
+ */
+async function alternating(names, measure) {
+  const runs = Object.fromEntries(names.map((name) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of names) runs[name].push(await measure(name));
+  }
+  return Object.fromEntries(names.map((name) => [name, summarize(runs[name])]));
+}
+
+/** `run()`'s load result, with the CPU the process `pid` spent per request during it (ms) when there is one. */
+async function withCpu(pid, run) {
+  const before = pid ? cpuSeconds(pid) : 0;
+  const result = await run();
+  if (pid) result.cpuMsPerRequest = ((cpuSeconds(pid) - before) * 1000) / result.n;
+  return result;
+}
+
+/** tools/call at concurrency 1 and 32, targets alternating, medians over the rounds. */
 async function toolsCall(targets) {
   const results = {};
   for (const concurrency of [1, 32]) {
     const sessions = {};
     for (const [name, target] of Object.entries(targets)) sessions[name] = await target.open(concurrency);
-    const runs = Object.fromEntries(Object.keys(targets).map((n) => [n, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, target] of Object.entries(targets)) {
-        const cpuBefore = target.pid ? cpuSeconds(target.pid) : 0;
-        const result = await load(async () => echoed(await sessions[name].call('tools/call', { name: target.tool, arguments: { text: 'hello' } }), name), concurrency);
-        if (target.pid) result.cpuMsPerRequest = ((cpuSeconds(target.pid) - cpuBefore) * 1000) / result.n;
-        runs[name].push(result);
-      }
-    }
-    for (const [name, list] of Object.entries(runs)) results[`${name}_c${concurrency}`] = summarize(list);
+    const summaries = await alternating(Object.keys(targets), (name) => {
+      const { pid, tool } = targets[name];
+      return withCpu(pid, () => load(async () => echoed(await sessions[name].call('tools/call', { name: tool, arguments: { text: 'hello' } }), name), concurrency));
+    });
+    for (const [name, summary] of Object.entries(summaries)) results[`${name}_c${concurrency}`] = summary;
     for (const s of Object.values(sessions)) await s.close();
   }
   return results;
@@ -81,21 +96,15 @@ async function refreshGrant(targets) {
       state[name] = {
         families: await Promise.all(Array.from({ length: concurrency }, () => target.family())),
         pool: new Pool(target.base, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 }),
-        runs: [],
       };
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, target] of Object.entries(targets)) {
-        const { families, pool, runs } = state[name];
-        const cpuBefore = cpuSeconds(target.pid);
-        const result = await load((worker) => target.refresh(pool, families[worker]), concurrency);
-        result.cpuMsPerRequest = ((cpuSeconds(target.pid) - cpuBefore) * 1000) / result.n;
-        runs.push(result);
-      }
-    }
-    for (const [name, { pool, runs }] of Object.entries(state)) {
+    const summaries = await alternating(Object.keys(targets), (name) => {
+      const { families, pool } = state[name];
+      return withCpu(targets[name].pid, () => load((worker) => targets[name].refresh(pool, families[worker]), concurrency));
+    });
+    for (const [name, { pool }] of Object.entries(state)) {
       await pool.close();
-      results[`${name}_c${concurrency}`] = summarize(runs);
+      results[`${name}_c${concurrency}`] = summaries[name];
     }
   }
   return results;
@@ -196,15 +205,10 @@ async function main() {
     list: () => bigSession.callBytes('tools/list', {}),
     call: () => bigSession.call('tools/call', { name: 'b0__echo', arguments: { text: 'x' } }),
   };
-  // The 50 backends have only just started: a second of each first, then alternating rounds, as above.
+  // The 50 backends have only just started: a second of each first, then alternating rounds.
   for (const fn of Object.values(catalogueTargets)) await load(fn, 1, 1);
-  const catalogueRuns = { list: [], call: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, fn] of Object.entries(catalogueTargets)) catalogueRuns[name].push(await load(fn, 1, Math.max(1, SECONDS)));
-  }
+  const { list, call } = await alternating(Object.keys(catalogueTargets), (name) => load(catalogueTargets[name], 1, Math.max(1, SECONDS)));
   await bigSession.close();
-  const list = summarize(catalogueRuns.list);
-  const call = summarize(catalogueRuns.call);
   const catalogue = { backends: CATALOGUE.backends, toolsPerBackend: CATALOGUE.tools, listP50: list.p50, callP50: call.p50, coldStartMs: big.coldStartMs };
 
   const peakRssMbByProcess = {
