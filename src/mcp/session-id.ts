@@ -1,5 +1,6 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import { randomToken } from '../crypto/random.js';
 
 /** What a session id carries, so that any replica can take over a session it has never seen. */
 export interface SessionClaims {
@@ -32,7 +33,7 @@ export class SessionIds {
   mint(claims: SessionClaims): string {
     let caps = 0;
     for (const [name, bit] of CAPABILITY_BITS) if (claims.capabilities[name]) caps |= bit;
-    const payload = Buffer.from(JSON.stringify({ r: randomBytes(16).toString('base64url'), o: claims.owner, v: claims.protocolVersion, c: caps })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ r: randomToken(16), o: claims.owner, v: claims.protocolVersion, c: caps })).toString('base64url');
     return `${payload}.${this.mac(payload)}`;
   }
 

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomToken } from '../crypto/random.js';
 import { SessionIds } from './session-id.js';
 import { perIdentity, type Identity } from '../auth/types.js';
 import type { SseStream } from '../http/sse.js';
@@ -117,7 +118,7 @@ export class FrontSession {
 }
 
 function randomId(): string {
-  return randomBytes(24).toString('base64url');
+  return randomToken(24);
 }
 
 function terminationKey(id: string): string {
