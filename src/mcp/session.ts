@@ -117,10 +117,6 @@ export class FrontSession {
   }
 }
 
-function randomId(): string {
-  return randomToken(24);
-}
-
 function terminationKey(id: string): string {
   return createHash('sha256').update(id).digest('base64url');
 }
@@ -163,7 +159,7 @@ export class SessionRegistry {
 
   /** A new session id for this owner (portable when sharing is enabled). */
   newId(ownerKey: string, protocolVersion: string, capabilities: ClientCapabilities): string {
-    return this.ids ? this.ids.mint({ owner: SessionIds.ownerDigest(ownerKey), protocolVersion, capabilities }) : randomId();
+    return this.ids ? this.ids.mint({ owner: SessionIds.ownerDigest(ownerKey), protocolVersion, capabilities }) : randomToken(24);
   }
 
   /**
